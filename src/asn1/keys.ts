@@ -1,0 +1,108 @@
+import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { LitebootError } from '../errors.js';
+import { parsePemBlocks, toPem } from './pem.js';
+
+/** Key types liteboot generates. CSRs may carry more (see {@link describeKey}). */
+export type KeyAlgorithm = 'P-256' | 'P-384';
+export const KEY_ALGORITHMS: readonly KeyAlgorithm[] = ['P-256', 'P-384'];
+
+export function generateKey(alg: KeyAlgorithm = 'P-256'): KeyObject {
+  return generateKeyPairSync('ec', { namedCurve: alg }).privateKey;
+}
+
+const PRIVATE_LABELS = new Set(['EC PRIVATE KEY', 'PRIVATE KEY', 'RSA PRIVATE KEY']);
+
+/**
+ * A private key from PEM text. Accepts SEC1 (`EC PRIVATE KEY`, the original's format, possibly
+ * preceded by the `EC PARAMETERS` block that `openssl ecparam -genkey` writes), PKCS#8 and
+ * PKCS#1; refuses encrypted keys with a clear message.
+ */
+export function parsePrivateKeyPem(text: string, what: string): KeyObject {
+  if (text.includes('ENCRYPTED PRIVATE KEY') || text.includes('Proc-Type: 4,ENCRYPTED')) {
+    throw new LitebootError('BAD_KEY', `${what}: encrypted private keys are not supported; decrypt it first (openssl pkey -in KEY -out KEY.plain)`);
+  }
+  const blocks = parsePemBlocks(text).filter((b) => PRIVATE_LABELS.has(b.label));
+  if (blocks.length !== 1) {
+    throw new LitebootError('BAD_KEY', `${what}: expected one private key in PEM (EC PRIVATE KEY or PRIVATE KEY), found ${blocks.length}`);
+  }
+  const b = blocks[0]!;
+  try {
+    if (b.label === 'EC PRIVATE KEY') return createPrivateKey({ key: b.der, format: 'der', type: 'sec1' });
+    if (b.label === 'RSA PRIVATE KEY') return createPrivateKey({ key: b.der, format: 'der', type: 'pkcs1' });
+    return createPrivateKey({ key: b.der, format: 'der', type: 'pkcs8' });
+  } catch (e) {
+    throw new LitebootError('BAD_KEY', `${what}: the private key does not parse (${(e as Error).message})`, { cause: e });
+  }
+}
+
+/** SEC1 `EC PRIVATE KEY` PEM for EC keys (as the original wrote them), PKCS#8 for others. */
+export function privateKeyToPem(key: KeyObject): string {
+  if (key.asymmetricKeyType === 'ec') return key.export({ type: 'sec1', format: 'pem' }) as string;
+  return key.export({ type: 'pkcs8', format: 'pem' }) as string;
+}
+
+/** SEC1 DER of an EC private key (what `openssl ec -outform DER` prints). */
+export function privateKeyToSec1Der(key: KeyObject): Buffer {
+  if (key.asymmetricKeyType !== 'ec') throw new LitebootError('BAD_KEY', 'only EC keys have a SEC1 encoding');
+  return key.export({ type: 'sec1', format: 'der' }) as Buffer;
+}
+
+export function publicKeyOf(key: KeyObject): KeyObject {
+  return key.type === 'private' ? createPublicKey(key) : key;
+}
+
+/** SubjectPublicKeyInfo DER (RFC 5280 §4.1.2.7). */
+export function spkiDer(key: KeyObject): Buffer {
+  return publicKeyOf(key).export({ type: 'spki', format: 'der' }) as Buffer;
+}
+
+export function publicKeyToPem(key: KeyObject): string {
+  return toPem('PUBLIC KEY', spkiDer(key));
+}
+
+export function publicKeyFromSpki(der: Uint8Array): KeyObject {
+  try {
+    return createPublicKey({ key: Buffer.from(der), format: 'der', type: 'spki' });
+  } catch (e) {
+    throw new LitebootError('UNSUPPORTED_KEY', `the public key is not one liteboot can use (${(e as Error).message})`, { cause: e });
+  }
+}
+
+export interface KeyDescription {
+  /** 'EC', 'Ed25519', 'RSA', ... */
+  type: string;
+  /** Curve name for EC keys ('P-256'); undefined otherwise. */
+  curve?: string;
+  bits: number;
+  /** e.g. 'EC P-256', 'RSA 2048', 'Ed25519'. */
+  label: string;
+}
+
+const CURVE_BITS: Record<string, number> = { 'prime256v1': 256, 'secp384r1': 384, 'secp521r1': 521, 'P-256': 256, 'P-384': 384, 'P-521': 521 };
+const CURVE_NAMES: Record<string, string> = { prime256v1: 'P-256', secp384r1: 'P-384', secp521r1: 'P-521' };
+
+export function describeKey(key: KeyObject): KeyDescription {
+  const d = key.asymmetricKeyDetails ?? {};
+  switch (key.asymmetricKeyType) {
+    case 'ec': {
+      const raw = d.namedCurve ?? 'unknown';
+      const curve = CURVE_NAMES[raw] ?? raw;
+      return { type: 'EC', curve, bits: CURVE_BITS[raw] ?? 0, label: `EC ${curve}` };
+    }
+    case 'rsa':
+      return { type: 'RSA', bits: d.modulusLength ?? 0, label: `RSA ${d.modulusLength ?? '?'}` };
+    case 'rsa-pss':
+      return { type: 'RSA-PSS', bits: d.modulusLength ?? 0, label: `RSA-PSS ${d.modulusLength ?? '?'}` };
+    case 'ed25519':
+      return { type: 'Ed25519', bits: 256, label: 'Ed25519' };
+    case 'ed448':
+      return { type: 'Ed448', bits: 456, label: 'Ed448' };
+    default:
+      return { type: String(key.asymmetricKeyType), bits: 0, label: String(key.asymmetricKeyType) };
+  }
+}
+
+/** Do these two keys form a pair? Compares public halves. */
+export function keysMatch(privateKey: KeyObject, publicKey: KeyObject): boolean {
+  return spkiDer(privateKey).equals(spkiDer(publicKey));
+}

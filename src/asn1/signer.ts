@@ -1,0 +1,94 @@
+import { sign, verify, type KeyObject } from 'node:crypto';
+import { LitebootError } from '../errors.js';
+import { publicKeyOf } from './keys.js';
+import { OID } from './oids.js';
+
+/** An AlgorithmIdentifier as liteboot writes it: `parameters` null means an explicit NULL. */
+export interface SignatureAlgorithm {
+  oid: string;
+  /** RFC 4055 §5 puts NULL parameters on RSA PKCS#1 v1.5; RFC 5758 §3.2 omits them on ECDSA. */
+  nullParameters: boolean;
+}
+
+/**
+ * Signs to-be-signed bytes. Builders take a Signer rather than a key so that an HSM or a remote
+ * signer can stand in without touching them.
+ */
+export interface Signer {
+  readonly algorithm: SignatureAlgorithm;
+  readonly publicKey: KeyObject;
+  sign(data: Uint8Array): Buffer;
+}
+
+interface AlgSpec {
+  hash: string | null;
+  alg: SignatureAlgorithm;
+}
+
+function specForKey(key: KeyObject): AlgSpec {
+  switch (key.asymmetricKeyType) {
+    case 'ec': {
+      const curve = key.asymmetricKeyDetails?.namedCurve;
+      // RFC 5480 §4: the hash matches the curve's strength.
+      if (curve === 'prime256v1') return { hash: 'sha256', alg: { oid: OID.ecdsaWithSHA256, nullParameters: false } };
+      if (curve === 'secp384r1') return { hash: 'sha384', alg: { oid: OID.ecdsaWithSHA384, nullParameters: false } };
+      if (curve === 'secp521r1') return { hash: 'sha512', alg: { oid: OID.ecdsaWithSHA512, nullParameters: false } };
+      throw new LitebootError('UNSUPPORTED_KEY', `EC curve ${curve ?? 'unknown'} is not supported for signing`);
+    }
+    case 'ed25519':
+      return { hash: null, alg: { oid: OID.ed25519, nullParameters: false } };
+    case 'rsa':
+      return { hash: 'sha256', alg: { oid: OID.sha256WithRSAEncryption, nullParameters: true } };
+    default:
+      throw new LitebootError('UNSUPPORTED_KEY', `a ${key.asymmetricKeyType} key cannot sign certificates`);
+  }
+}
+
+export function keySigner(privateKey: KeyObject): Signer {
+  if (privateKey.type !== 'private') throw new LitebootError('BAD_KEY', 'a signer needs a private key');
+  const spec = specForKey(privateKey);
+  return {
+    algorithm: spec.alg,
+    publicKey: publicKeyOf(privateKey),
+    sign: (data) => sign(spec.hash, data, privateKey),
+  };
+}
+
+const HASH_OF_SIGNATURE: Record<string, string | null> = {
+  [OID.ecdsaWithSHA256]: 'sha256',
+  [OID.ecdsaWithSHA384]: 'sha384',
+  [OID.ecdsaWithSHA512]: 'sha512',
+  [OID.sha256WithRSAEncryption]: 'sha256',
+  [OID.sha384WithRSAEncryption]: 'sha384',
+  [OID.sha512WithRSAEncryption]: 'sha512',
+  [OID.ed25519]: null,
+};
+
+export const SIGNATURE_NAMES: Readonly<Record<string, string>> = {
+  [OID.ecdsaWithSHA256]: 'ecdsa-with-SHA256',
+  [OID.ecdsaWithSHA384]: 'ecdsa-with-SHA384',
+  [OID.ecdsaWithSHA512]: 'ecdsa-with-SHA512',
+  [OID.sha256WithRSAEncryption]: 'sha256WithRSAEncryption',
+  [OID.sha384WithRSAEncryption]: 'sha384WithRSAEncryption',
+  [OID.sha512WithRSAEncryption]: 'sha512WithRSAEncryption',
+  [OID.ed25519]: 'ED25519',
+};
+
+/** Does `signature` over `data` verify under `publicKey` with the named signature algorithm? */
+export function verifySignature(algorithmOid: string, publicKey: KeyObject, data: Uint8Array, signature: Uint8Array): boolean {
+  if (!(algorithmOid in HASH_OF_SIGNATURE)) {
+    throw new LitebootError('UNSUPPORTED_KEY', `signature algorithm ${algorithmOid} is not supported`);
+  }
+  const keyType = publicKey.asymmetricKeyType;
+  const isEc = algorithmOid.startsWith('1.2.840.10045.4.');
+  const isRsa = algorithmOid.startsWith('1.2.840.113549.1.1.');
+  // The algorithm must fit the key: an ECDSA signature claimed over an RSA key is simply wrong.
+  if ((isEc && keyType !== 'ec') || (isRsa && keyType !== 'rsa') || (algorithmOid === OID.ed25519 && keyType !== 'ed25519')) {
+    return false;
+  }
+  try {
+    return verify(HASH_OF_SIGNATURE[algorithmOid] ?? null, data, publicKey, signature);
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,156 @@
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import type { KeyObject } from 'node:crypto';
+import { parseCertificate, type ParsedCertificate } from '../asn1/certificate.js';
+import { keyIdentifier } from '../asn1/extensions.js';
+import { keysMatch, parsePrivateKeyPem } from '../asn1/keys.js';
+import { OID } from '../asn1/oids.js';
+import { parsePemBlocks } from '../asn1/pem.js';
+import { keySigner } from '../asn1/signer.js';
+import { LitebootError } from '../errors.js';
+import type { Issuer } from './profiles.js';
+
+/** File names in the certs directory, as the original's scripts wrote them (CLI.md "Files"). */
+export const FILES = {
+  caCert: 'CA.crt',
+  caKey: 'CA.key',
+  caCString: 'ca_crt.txt',
+  serverCert: 'SERVER.crt',
+  serverKey: 'SERVER.key',
+  bootstrapCert: 'BOOTSTRAP.crt',
+  bootstrapKey: 'BOOTSTRAP.key',
+  bootstrapCString: 'bootstrap_crt.txt',
+  bootstrapKeyC: 'bootstrap_key.txt',
+} as const;
+
+export interface NewFile {
+  name: string;
+  data: string | Uint8Array;
+  /** 0o600 for private keys. */
+  mode: number;
+}
+
+/** A certificate file and what it holds. */
+export interface LoadedCertificate {
+  path: string;
+  pem: string;
+  cert: ParsedCertificate;
+}
+
+/** The CA's certificate and key, loaded and checked to belong together. */
+export interface CaMaterial {
+  cert: LoadedCertificate;
+  key: KeyObject;
+  issuer: Issuer;
+}
+
+export class CertsDir {
+  constructor(readonly dir: string) {}
+
+  path(name: string): string {
+    return join(this.dir, name);
+  }
+
+  has(name: string): boolean {
+    return existsSync(this.path(name));
+  }
+
+  private read(name: string, what: string, hint: string): string {
+    const p = this.path(name);
+    try {
+      return readFileSync(p, 'utf8');
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') throw new LitebootError('FILE_MISSING', `${what} not found at ${p}; ${hint}`);
+      throw new LitebootError('FILE_UNREADABLE', `cannot read ${what} at ${p}: ${(e as Error).message}`, { cause: e });
+    }
+  }
+
+  loadCertificate(name: string, what: string, hint: string): LoadedCertificate {
+    const pem = this.read(name, what, hint);
+    const blocks = parsePemBlocks(pem).filter((b) => b.label === 'CERTIFICATE');
+    if (blocks.length === 0) throw new LitebootError('BAD_CERT', `${this.path(name)} holds no PEM certificate`);
+    try {
+      return { path: this.path(name), pem, cert: parseCertificate(blocks[0]!.der) };
+    } catch (e) {
+      throw new LitebootError('BAD_CERT', `${this.path(name)}: ${(e as Error).message}`, { cause: e });
+    }
+  }
+
+  loadPrivateKey(name: string, what: string, hint: string): KeyObject {
+    return parsePrivateKeyPem(this.read(name, what, hint), this.path(name));
+  }
+
+  /** Loads CA.crt and CA.key, including a CA made by the original Go tool. */
+  loadCa(): CaMaterial {
+    const hint = 'run `liteboot setup-ca` first (or pass --certs DIR)';
+    const cert = this.loadCertificate(FILES.caCert, 'the CA certificate', hint);
+    const key = this.loadPrivateKey(FILES.caKey, 'the CA key', hint);
+    if (!keysMatch(key, cert.cert.publicKey)) {
+      throw new LitebootError('KEY_MISMATCH', `${this.path(FILES.caKey)} is not the key of ${cert.path}`);
+    }
+    // AKI in issued certificates must equal the CA's SKI for path building (RFC 5280 §4.2.1.1).
+    const ski = cert.cert.extensions.find((e) => e.oid === OID.subjectKeyIdentifier);
+    const keyId = ski ? Buffer.from(ski.value.replace(/:/g, ''), 'hex') : keyIdentifier(cert.cert.spki);
+    return {
+      cert,
+      key,
+      issuer: { subjectDer: cert.cert.subjectDer, notAfter: cert.cert.notAfter, keyId, signer: keySigner(key) },
+    };
+  }
+
+  /** Names of the given files that already exist. */
+  existing(names: readonly string[]): string[] {
+    return names.filter((n) => this.has(n));
+  }
+
+  /**
+   * Writes files that must not exist yet. Either all are written (each fsync'd, keys 0600) or
+   * none: a failure part-way removes what this call wrote.
+   */
+  writeNew(files: readonly NewFile[]): string[] {
+    const clash = this.existing(files.map((f) => f.name));
+    if (clash.length > 0) {
+      throw new LitebootError('FILE_EXISTS', `refusing to overwrite ${clash.map((n) => this.path(n)).join(', ')}; remove ${clash.length > 1 ? 'them' : 'it'} first if you really mean to replace ${clash.length > 1 ? 'them' : 'it'}`);
+    }
+    try {
+      mkdirSync(this.dir, { recursive: true });
+    } catch (e) {
+      throw new LitebootError('FILE_UNREADABLE', `cannot create ${this.dir}: ${(e as Error).message}`, { cause: e });
+    }
+    const written: string[] = [];
+    try {
+      for (const f of files) {
+        const p = this.path(f.name);
+        const fd = openSync(p, 'wx', f.mode); // O_EXCL: never clobber a file that appeared meanwhile
+        written.push(p);
+        try {
+          const data = typeof f.data === 'string' ? Buffer.from(f.data) : f.data;
+          writeSync(fd, data);
+          fsyncSync(fd);
+        } finally {
+          closeSync(fd);
+        }
+      }
+    } catch (e) {
+      for (const p of written) {
+        try {
+          unlinkSync(p);
+        } catch {
+          /* best effort: report the original failure */
+        }
+      }
+      if ((e as NodeJS.ErrnoException).code === 'EEXIST') {
+        throw new LitebootError('FILE_EXISTS', `refusing to overwrite ${(e as NodeJS.ErrnoException).path}`, { cause: e });
+      }
+      throw new LitebootError('FILE_UNREADABLE', `cannot write to ${this.dir}: ${(e as Error).message}`, { cause: e });
+    }
+    const dirFd = openSync(this.dir, 'r');
+    try {
+      fsyncSync(dirFd);
+    } finally {
+      closeSync(dirFd);
+    }
+    return written;
+  }
+}

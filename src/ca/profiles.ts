@@ -1,0 +1,131 @@
+import {
+  authorityKeyIdentifier,
+  basicConstraints,
+  extKeyUsage,
+  keyIdentifier,
+  keyUsage,
+  KeyUsageFlags,
+  subjectAltName,
+  subjectKeyIdentifier,
+} from '../asn1/extensions.js';
+import { buildCertificate } from '../asn1/certificate.js';
+import { dn, type DistinguishedName } from '../asn1/name.js';
+import { OID } from '../asn1/oids.js';
+import type { Signer } from '../asn1/signer.js';
+import { LitebootError } from '../errors.js';
+
+/**
+ * The certificate profiles liteboot issues. Each is a pure function: the same inputs give the
+ * same DER, so tests compare bytes and openssl judges the result.
+ */
+
+export const DEFAULT_ORG = 'Linaro, LTD';
+export const BOOTSTRAP_CN = 'bootstrap-register-1';
+export const BOOTSTRAP_OU = 'LinaroCA Bootstrap Cert';
+export const OPERATOR_OU = 'LinaroCA Operator Cert';
+export const DAY_MS = 86_400_000;
+
+/** The CA as an issuer: its certificate's subject bytes, validity end, key id and signer. */
+export interface Issuer {
+  /** DER of the CA certificate's subject, copied verbatim into each issued certificate. */
+  subjectDer: Uint8Array;
+  notAfter: Date;
+  keyId: Uint8Array;
+  signer: Signer;
+}
+
+interface Common {
+  serial: bigint;
+  publicKey: Uint8Array;
+  notBefore: Date;
+  days: number;
+}
+
+/** `LRC - YYYYMMDDHHMMSS` on a 24-hour UTC clock (the original printed a 12-hour clock). */
+export function defaultCaCommonName(now: Date): string {
+  const s = now.toISOString(); // 2026-11-26T19:42:54.000Z
+  return `LRC - ${s.slice(0, 4)}${s.slice(5, 7)}${s.slice(8, 10)}${s.slice(11, 13)}${s.slice(14, 16)}${s.slice(17, 19)}`;
+}
+
+function notAfter(notBefore: Date, days: number, cap?: Date): Date {
+  if (!Number.isInteger(days) || days < 1) throw new LitebootError('USAGE', `validity must be a whole number of days >= 1, not ${days}`);
+  const end = new Date(notBefore.getTime() + days * DAY_MS);
+  if (!cap) return end;
+  if (cap.getTime() <= notBefore.getTime()) {
+    throw new LitebootError('BAD_CERT', `the CA certificate expired on ${cap.toISOString()}; it can no longer issue certificates`);
+  }
+  // Never valid beyond the CA: a chain is only as long-lived as its issuer.
+  return end.getTime() > cap.getTime() ? cap : end;
+}
+
+function issued(issuer: Issuer, subject: DistinguishedName, c: Common, exts: ReturnType<typeof basicConstraints>[]): Buffer {
+  return buildCertificate(
+    {
+      serial: c.serial,
+      issuer: issuer.subjectDer,
+      subject,
+      notBefore: c.notBefore,
+      notAfter: notAfter(c.notBefore, c.days, issuer.notAfter),
+      publicKey: c.publicKey,
+      extensions: [...exts, subjectKeyIdentifier(keyIdentifier(c.publicKey)), authorityKeyIdentifier(issuer.keyId)],
+    },
+    issuer.signer,
+  );
+}
+
+/** Self-signed root: CA:TRUE and keyCertSign + cRLSign, both critical; SKI, no AKI. */
+export function caCertificate(o: Common & { subject: DistinguishedName; signer: Signer }): Buffer {
+  return buildCertificate(
+    {
+      serial: o.serial,
+      issuer: o.subject,
+      subject: o.subject,
+      notBefore: o.notBefore,
+      notAfter: notAfter(o.notBefore, o.days),
+      publicKey: o.publicKey,
+      extensions: [
+        basicConstraints(true),
+        keyUsage(KeyUsageFlags.keyCertSign | KeyUsageFlags.cRLSign),
+        subjectKeyIdentifier(keyIdentifier(o.publicKey)),
+      ],
+    },
+    o.signer,
+  );
+}
+
+/** TLS server: SAN with the hostname (IP SAN for an address) and any extra names. */
+export function serverCertificate(issuer: Issuer, o: Common & { hostname: string; sans?: readonly string[]; org?: string }): Buffer {
+  const names = [o.hostname, ...(o.sans ?? [])].filter((n, i, all) => all.indexOf(n) === i);
+  return issued(issuer, dn({ O: o.org ?? DEFAULT_ORG, CN: o.hostname }), o, [
+    basicConstraints(false),
+    keyUsage(KeyUsageFlags.digitalSignature),
+    extKeyUsage(OID.serverAuth),
+    subjectAltName(names),
+  ]);
+}
+
+function clientProfile(issuer: Issuer, subject: DistinguishedName, o: Common): Buffer {
+  return issued(issuer, subject, o, [
+    basicConstraints(false),
+    keyUsage(KeyUsageFlags.digitalSignature),
+    extKeyUsage(OID.clientAuth),
+  ]);
+}
+
+/** The shared factory credential that opens the enrolment endpoints. */
+export function bootstrapCertificate(issuer: Issuer, o: Common): Buffer {
+  return clientProfile(issuer, dn({ O: DEFAULT_ORG, CN: BOOTSTRAP_CN, OU: BOOTSTRAP_OU }), o);
+}
+
+/** An operator's credential: may enrol, read and revoke anything. */
+export function operatorCertificate(issuer: Issuer, o: Common & { cn: string }): Buffer {
+  return clientProfile(issuer, dn({ O: DEFAULT_ORG, CN: o.cn, OU: OPERATOR_OU }), o);
+}
+
+/**
+ * A device certificate: the subject from the CSR, nothing else from it (requested extensions
+ * are ignored: the CA decides usage, API.md improvement 3).
+ */
+export function deviceCertificate(issuer: Issuer, o: Common & { subject: DistinguishedName }): Buffer {
+  return clientProfile(issuer, o.subject, o);
+}

@@ -1,0 +1,142 @@
+import { existsSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { parseCertificate } from '../asn1/certificate.js';
+import { keyIdentifier } from '../asn1/extensions.js';
+import { generateKey, privateKeyToPem, privateKeyToSec1Der, spkiDer, type KeyAlgorithm } from '../asn1/keys.js';
+import { dn } from '../asn1/name.js';
+import { toPem } from '../asn1/pem.js';
+import { keySigner } from '../asn1/signer.js';
+import { LitebootError } from '../errors.js';
+import { bytesAsXxdInclude, pemAsCStrings } from './c-source.js';
+import { CertsDir, FILES } from './certs-dir.js';
+import {
+  bootstrapCertificate,
+  caCertificate,
+  DEFAULT_ORG,
+  defaultCaCommonName,
+  operatorCertificate,
+  serverCertificate,
+} from './profiles.js';
+import { randomSerial } from './serial.js';
+
+const KEY_MODE = 0o600;
+const PUBLIC_MODE = 0o644;
+
+export interface SetupCaOptions {
+  certs: CertsDir;
+  dbPath: string;
+  hostname: string;
+  sans?: readonly string[];
+  org?: string;
+  cn?: string;
+  days?: number;
+  serverDays?: number;
+  keyAlgorithm?: KeyAlgorithm;
+  now: Date;
+}
+
+/** Creates the CA and the TLS server credential. Returns the paths written. */
+export function setupCa(o: SetupCaOptions): string[] {
+  const names = [FILES.caCert, FILES.caKey, FILES.serverCert, FILES.serverKey, FILES.caCString];
+  const clash = o.certs.existing(names).map((n) => o.certs.path(n));
+  if (existsSync(o.dbPath)) clash.push(o.dbPath);
+  if (clash.length > 0) {
+    throw new LitebootError(
+      'FILE_EXISTS',
+      `refusing to overwrite ${clash.join(', ')}: a CA already exists here. To start over, remove ${clash.length > 1 ? 'them' : 'it'} (rm ${clash.join(' ')}); every certificate it issued will then stop verifying`,
+    );
+  }
+  for (const name of [o.hostname, ...(o.sans ?? [])]) checkHostname(name);
+  const caKey = generateKey(o.keyAlgorithm);
+  const caSigner = keySigner(caKey);
+  const caPub = spkiDer(caKey);
+  const caDer = caCertificate({
+    subject: dn({ O: o.org ?? DEFAULT_ORG, CN: o.cn ?? defaultCaCommonName(o.now) }),
+    serial: randomSerial(),
+    publicKey: caPub,
+    notBefore: o.now,
+    days: o.days ?? 3650,
+    signer: caSigner,
+  });
+  const caPem = toPem('CERTIFICATE', caDer);
+  const ca = parseCertificate(caDer);
+  const issuer = { subjectDer: ca.subjectDer, notAfter: ca.notAfter, keyId: keyIdentifier(caPub), signer: caSigner };
+
+  const serverKey = generateKey(o.keyAlgorithm);
+  const serverDer = serverCertificate(issuer, {
+    hostname: o.hostname,
+    sans: o.sans,
+    org: o.org,
+    serial: randomSerial(),
+    publicKey: spkiDer(serverKey),
+    notBefore: o.now,
+    days: o.serverDays ?? o.days ?? 3650,
+  });
+  return o.certs.writeNew([
+    { name: FILES.caKey, data: privateKeyToPem(caKey), mode: KEY_MODE },
+    { name: FILES.caCert, data: caPem, mode: PUBLIC_MODE },
+    { name: FILES.caCString, data: pemAsCStrings(caPem), mode: PUBLIC_MODE },
+    { name: FILES.serverKey, data: privateKeyToPem(serverKey), mode: KEY_MODE },
+    { name: FILES.serverCert, data: toPem('CERTIFICATE', serverDer), mode: PUBLIC_MODE },
+  ]);
+}
+
+// RFC 1123 §2.1 host names (letters, digits, hyphens, dot-separated labels) or an IP literal.
+const HOSTNAME = /^(?=.{1,253}$)([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\.?$/;
+
+function checkHostname(name: string): void {
+  if (!isIP(name) && !HOSTNAME.test(name)) {
+    throw new LitebootError('USAGE', `"${name}" is not a valid host name or IP address for the server certificate`);
+  }
+}
+
+export interface SetupBootstrapOptions {
+  certs: CertsDir;
+  days?: number;
+  keyAlgorithm?: KeyAlgorithm;
+  now: Date;
+}
+
+/** Creates the shared bootstrap credential and its C-source copies. */
+export function setupBootstrap(o: SetupBootstrapOptions): string[] {
+  const names = [FILES.bootstrapCert, FILES.bootstrapKey, FILES.bootstrapCString, FILES.bootstrapKeyC];
+  const clash = o.certs.existing(names);
+  if (clash.length > 0) {
+    throw new LitebootError(
+      'FILE_EXISTS',
+      `refusing to overwrite ${clash.map((n) => o.certs.path(n)).join(', ')}; remove ${clash.length > 1 ? 'them' : 'it'} first to make a new bootstrap credential (devices built with the old one will then need the new one)`,
+    );
+  }
+  const ca = o.certs.loadCa();
+  const key = generateKey(o.keyAlgorithm);
+  const der = bootstrapCertificate(ca.issuer, { serial: randomSerial(), publicKey: spkiDer(key), notBefore: o.now, days: o.days ?? 3650 });
+  const pem = toPem('CERTIFICATE', der);
+  return o.certs.writeNew([
+    { name: FILES.bootstrapKey, data: privateKeyToPem(key), mode: KEY_MODE },
+    { name: FILES.bootstrapCert, data: pem, mode: PUBLIC_MODE },
+    { name: FILES.bootstrapCString, data: pemAsCStrings(pem), mode: PUBLIC_MODE },
+    { name: FILES.bootstrapKeyC, data: bytesAsXxdInclude(privateKeyToSec1Der(key)), mode: KEY_MODE },
+  ]);
+}
+
+export interface MakeOperatorOptions {
+  certs: CertsDir;
+  name: string;
+  days?: number;
+  now: Date;
+}
+
+/** An operator credential `OPERATOR-<name>.crt/.key` (OU `LinaroCA Operator Cert`). */
+export function makeOperator(o: MakeOperatorOptions): string[] {
+  if (!/^[A-Za-z0-9._-]{1,64}$/.test(o.name)) {
+    throw new LitebootError('USAGE', `operator name "${o.name}" must be 1-64 letters, digits, dots, dashes or underscores`);
+  }
+  const ca = o.certs.loadCa();
+  const key = generateKey('P-256');
+  const der = operatorCertificate(ca.issuer, { cn: o.name, serial: randomSerial(), publicKey: spkiDer(key), notBefore: o.now, days: o.days ?? 365 });
+  return o.certs.writeNew([
+    { name: `OPERATOR-${o.name}.key`, data: privateKeyToPem(key), mode: KEY_MODE },
+    { name: `OPERATOR-${o.name}.crt`, data: toPem('CERTIFICATE', der), mode: PUBLIC_MODE },
+  ]);
+}
+

@@ -1,0 +1,34 @@
+import { readFileSync } from 'node:fs';
+import { Builtins, Cli } from 'clipanion';
+import { CakeyGetpubCommand } from './commands/cakey/getpub.js';
+import { InspectCommand } from './commands/inspect.js';
+import { OperatorCreateCommand } from './commands/operator/create.js';
+import { SetupBootstrapCommand } from './commands/setup-bootstrap.js';
+import { SetupCaCommand } from './commands/setup-ca.js';
+import { UpCommand } from './commands/up.js';
+
+const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+
+export function makeCli(): Cli {
+  const cli = new Cli({ binaryLabel: 'liteboot', binaryName: 'liteboot', binaryVersion: pkg.version, enableColors: false });
+  for (const c of [SetupCaCommand, SetupBootstrapCommand, CakeyGetpubCommand, InspectCommand, OperatorCreateCommand, UpCommand]) cli.register(c);
+  cli.register(Builtins.HelpCommand);
+  cli.register(Builtins.VersionCommand);
+  return cli;
+}
+
+/** Runs the CLI; a usage mistake (unknown command, bad flag) prints to stderr and exits 2. */
+export async function main(argv: string[]): Promise<number> {
+  const cli = makeCli();
+  const context = { ...Cli.defaultContext, colorDepth: 1 };
+  let command;
+  try {
+    command = cli.process(argv, context);
+  } catch (e) {
+    process.stderr.write(cli.error(e, { colored: false }));
+    return 2;
+  }
+  return cli.run(command, context);
+}
+
+process.exitCode = await main(process.argv.slice(2));

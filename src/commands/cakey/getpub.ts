@@ -1,0 +1,32 @@
+import { writeFileSync } from 'node:fs';
+import { Option } from 'clipanion';
+import { publicKeyToPem, spkiDer } from '../../asn1/keys.js';
+import { LitebootError } from '../../errors.js';
+import { BaseCommand } from '../base.js';
+
+export class CakeyGetpubCommand extends BaseCommand {
+  static override paths = [['cakey', 'getpub']];
+  static override usage = BaseCommand.Usage({
+    category: 'Set-up',
+    description: 'print the CA public key',
+    details: 'Prints the public key of `CA.key` as PEM (`PUBLIC KEY`, SubjectPublicKeyInfo). With `--der FILE` it also writes the DER form to FILE.',
+    examples: [
+      ['Print the CA public key', '$0 cakey getpub'],
+      ['Also write it as DER', '$0 cakey getpub --der ca-pub.der'],
+    ],
+  });
+
+  der = Option.String('--der', { description: 'Also write the DER SubjectPublicKeyInfo to this file' });
+
+  protected async run(): Promise<void> {
+    const ca = this.certsDir().loadCa();
+    if (this.der) {
+      try {
+        writeFileSync(this.der, spkiDer(ca.key));
+      } catch (e) {
+        throw new LitebootError('FILE_UNREADABLE', `cannot write ${this.der}: ${(e as Error).message}`, { cause: e });
+      }
+    }
+    this.context.stdout.write(publicKeyToPem(ca.key));
+  }
+}

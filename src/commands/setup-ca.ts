@@ -1,0 +1,58 @@
+import { Option } from 'clipanion';
+import { resolve } from 'node:path';
+import { KEY_ALGORITHMS, type KeyAlgorithm } from '../asn1/keys.js';
+import { setupCa } from '../ca/setup.js';
+import { scriptHostname } from '../config.js';
+import { BaseCommand, positiveInt, usage } from './base.js';
+
+export class SetupCaCommand extends BaseCommand {
+  static override paths = [['setup-ca']];
+  static override usage = BaseCommand.Usage({
+    category: 'Set-up',
+    description: 'create the CA and the TLS server certificate',
+    details: `
+      Creates \`CA.key\` and \`CA.crt\` (a self-signed root), \`SERVER.key\` and \`SERVER.crt\` (the TLS
+      server certificate for the hostname, signed by the CA) and \`ca_crt.txt\` (the CA certificate
+      as C strings for firmware) in the certs directory.
+
+      The hostname is the argument, then \`$CAHOSTNAME\`, then the system host name. Devices check
+      it against the server certificate, so use the name they will connect to.
+
+      Refuses to overwrite any of these files or an existing database.
+    `,
+    examples: [
+      ['Set up a CA for a server reached as localhost', '$0 setup-ca localhost'],
+      ['Add another name and an address to the server certificate', '$0 setup-ca ca.example.net --san ca --san 192.0.2.10'],
+      ['Use a P-384 CA with its own names', '$0 setup-ca --key-type p384 --org "Example Ltd" --cn "Example Root"'],
+    ],
+  });
+
+  hostname = Option.String({ required: false, name: 'hostname' });
+  san = Option.Array('--san', [], { description: 'Another DNS name or IP address for the server certificate (repeatable)' });
+  org = Option.String('--org', { description: 'Organisation of the CA and server subjects (default "Linaro, LTD")' });
+  cn = Option.String('--cn', { description: 'Common name of the CA (default "LRC - YYYYMMDDHHMMSS")' });
+  days = Option.String('--days', { description: 'Validity of the CA in days (default 3650)' });
+  keyType = Option.String('--key-type', 'p256', { description: 'p256 or p384' });
+  db = Option.String('--db', 'CADB.db', { description: 'The database path (refused if it exists)' });
+
+  protected async run(): Promise<void> {
+    const written = setupCa({
+      certs: this.certsDir(),
+      dbPath: resolve(this.db),
+      hostname: scriptHostname(this.hostname, process.env),
+      sans: this.san,
+      org: this.org,
+      cn: this.cn,
+      days: positiveInt(this.days, '--days'),
+      keyAlgorithm: keyAlgorithm(this.keyType),
+      now: new Date(),
+    });
+    for (const p of written) this.print(`wrote ${p}`);
+  }
+}
+
+export function keyAlgorithm(v: string): KeyAlgorithm {
+  const alg = { p256: 'P-256', 'p-256': 'P-256', p384: 'P-384', 'p-384': 'P-384' }[v.toLowerCase()] as KeyAlgorithm | undefined;
+  if (!alg) throw usage(`--key-type must be one of ${KEY_ALGORITHMS.map((a) => a.replace('-', '').toLowerCase()).join(', ')}, not "${v}"`);
+  return alg;
+}

@@ -1,0 +1,49 @@
+/**
+ * Every failure liteboot reports on purpose is a LitebootError with a stable code. The code is
+ * what callers branch on (the server maps it to an HTTP status in one table, the CLI to an exit
+ * status); the message is for a person and says what to do.
+ */
+export type ErrorCode =
+  // user input on the command line or in files
+  | 'USAGE'
+  | 'FILE_EXISTS'
+  | 'FILE_MISSING'
+  | 'FILE_UNREADABLE'
+  | 'BAD_CONFIG'
+  | 'BAD_KEY'
+  | 'KEY_MISMATCH'
+  | 'UNRECOGNISED_INPUT'
+  // certificates and requests
+  | 'BAD_DER'
+  | 'BAD_PEM'
+  | 'BAD_CERT'
+  | 'BAD_CSR'
+  | 'BAD_CSR_SIGNATURE'
+  | 'UNSUPPORTED_KEY'
+  | 'BAD_SUBJECT'
+  // the store
+  | 'DB_CORRUPT'
+  | 'DB_LOCKED'
+  | 'DB_IO'
+  | 'NOT_FOUND'
+  | 'INTERNAL';
+
+export class LitebootError extends Error {
+  readonly code: ErrorCode;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'LitebootError';
+    this.code = code;
+  }
+}
+
+export function isLitebootError(e: unknown): e is LitebootError {
+  return e instanceof LitebootError;
+}
+
+/** A readable one-line description of any thrown value. */
+export function describeError(e: unknown): string {
+  if (e instanceof Error) return e.message;
+  return String(e);
+}

@@ -1,0 +1,85 @@
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { buildCsr, parseCsr } from '../../src/asn1/csr.js';
+import { generateKey } from '../../src/asn1/keys.js';
+import { dn, formatName } from '../../src/asn1/name.js';
+import { OID } from '../../src/asn1/oids.js';
+import { toPem } from '../../src/asn1/pem.js';
+import { openssl, tempDir } from '../helpers/run.js';
+
+const tmp = tempDir();
+after(tmp.cleanup);
+
+const KEYS: [string, string[]][] = [
+  ['P-256', ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256']],
+  ['P-384', ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-384']],
+  ['RSA 2048', ['-newkey', 'rsa:2048']],
+  ['Ed25519', ['-newkey', 'ed25519']],
+];
+
+function opensslCsr(name: string, keyArgs: string[], extra: string[] = []): Buffer {
+  const out = join(tmp.dir, `${name.replace(/\W/g, '')}.csr`);
+  const r = openssl(['req', '-new', ...keyArgs, '-nodes', '-keyout', join(tmp.dir, 'k.pem'), '-subj', '/O=Test Vendor/OU=Signing/CN=56d38f73-3f6f-4a59-86bc-d315a1ccc634', '-outform', 'DER', '-out', out, ...extra]);
+  assert.equal(r.code, 0, r.stderr);
+  return readFileSync(out);
+}
+
+for (const [name, args] of KEYS) {
+  test(`an openssl-made ${name} CSR parses and its signature verifies`, () => {
+    const der = opensslCsr(name, args);
+    const csr = parseCsr(der);
+    assert.equal(csr.signatureValid, true);
+    assert.equal(formatName(csr.subject), 'CN=56d38f73-3f6f-4a59-86bc-d315a1ccc634,OU=Signing,O=Test Vendor');
+  });
+}
+
+test('a CSR with one flipped signature byte is rejected', () => {
+  const der = opensslCsr('flip', KEYS[0]![1]);
+  const bad = Buffer.from(der);
+  bad[bad.length - 5]! ^= 0x01; // inside the signature's INTEGER s
+  assert.equal(parseCsr(bad).signatureValid, false);
+  assert.equal(parseCsr(der).signatureValid, true);
+});
+
+test('a CSR whose subject was altered after signing is rejected', () => {
+  const der = opensslCsr('alter', KEYS[0]![1]);
+  const bad = Buffer.from(der);
+  const at = bad.indexOf(Buffer.from('Test Vendor'));
+  bad[at] = 'B'.charCodeAt(0);
+  assert.equal(parseCsr(bad).signatureValid, false);
+});
+
+test('requested extensions are read (so policy can ignore them)', () => {
+  const der = opensslCsr('exts', KEYS[0]![1], ['-addext', 'basicConstraints=critical,CA:TRUE']);
+  assert.deepEqual(parseCsr(der).requestedExtensions, [OID.basicConstraints]);
+});
+
+test('our CSRs pass openssl req -verify', () => {
+  for (const alg of ['P-256', 'P-384'] as const) {
+    const der = buildCsr(dn({ O: 'Test Vendor', CN: 'c0ffee00-0000-4000-8000-000000000000', OU: 'Signing' }), generateKey(alg));
+    const f = join(tmp.dir, `ours-${alg}.csr`);
+    writeFileSync(f, toPem('CERTIFICATE REQUEST', der));
+    const r = openssl(['req', '-in', f, '-verify', '-noout', '-subject']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr + r.stdout, /verify OK/i);
+    assert.match(r.stdout, /CN ?= ?c0ffee00-0000-4000-8000-000000000000/);
+  }
+});
+
+test('malformed input gives BAD_DER or BAD_CSR, never a crash', () => {
+  const good = buildCsr(dn({ CN: 'x' }), generateKey());
+  const cases: Buffer[] = [
+    Buffer.alloc(0),
+    Buffer.from([0x30]),
+    Buffer.from([0x30, 0x82, 0xff]),
+    good.subarray(0, good.length - 1),
+    Buffer.concat([good, Buffer.from([0])]),
+    Buffer.from('-----BEGIN CERTIFICATE REQUEST-----'),
+    Buffer.from([0x30, 0x03, 0x02, 0x01, 0x00]),
+  ];
+  for (const c of cases) {
+    assert.throws(() => parseCsr(c), (e: Error & { code?: string }) => ['BAD_DER', 'BAD_CSR', 'UNSUPPORTED_KEY'].includes(e.code ?? ''), c.toString('hex'));
+  }
+});

@@ -1,0 +1,21 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { parsePemBlocks, parsePemOne, toPem } from '../../src/asn1/pem.js';
+
+test('PEM: 64-column base64 lines, \\n line ends, round trip', () => {
+  const der = Buffer.from(Array.from({ length: 200 }, (_, i) => i));
+  const pem = toPem('CERTIFICATE', der);
+  const lines = pem.split('\n');
+  assert.equal(lines[0], '-----BEGIN CERTIFICATE-----');
+  assert.ok(lines.slice(1, -2).every((l) => l.length <= 64));
+  assert.equal(lines[1]!.length, 64);
+  assert.ok(pem.endsWith('-----END CERTIFICATE-----\n'));
+  assert.deepEqual(parsePemOne(pem, 'CERTIFICATE', 'x'), der);
+});
+
+test('PEM: several blocks, CRLF line ends, and clear errors', () => {
+  const two = toPem('EC PARAMETERS', Buffer.from([6, 8])).replace(/\n/g, '\r\n') + toPem('EC PRIVATE KEY', Buffer.from([1, 2, 3]));
+  assert.deepEqual(parsePemBlocks(two).map((b) => b.label), ['EC PARAMETERS', 'EC PRIVATE KEY']);
+  assert.throws(() => parsePemOne('nothing here', 'CERTIFICATE', 'x'), /no "-----BEGIN CERTIFICATE-----" block/);
+  assert.throws(() => parsePemBlocks('-----BEGIN X-----\n!!!!\n-----END X-----\n'), /valid base64/);
+});

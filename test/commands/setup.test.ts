@@ -1,0 +1,208 @@
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { liteboot, openssl, run, tempDir } from '../helpers/run.js';
+
+const tmp = tempDir();
+after(tmp.cleanup);
+const cwd = tmp.dir;
+const certs = (f: string) => join(cwd, 'certs', f);
+
+describe('setup-ca and setup-bootstrap in an empty directory', () => {
+  before(() => {
+    const a = liteboot(['setup-ca', 'localhost', '--san', '127.0.0.1'], { cwd });
+    assert.equal(a.code, 0, a.stderr);
+    const b = liteboot(['setup-bootstrap'], { cwd });
+    assert.equal(b.code, 0, b.stderr);
+  });
+
+  test('writes every file the original wrote, keys 0600', () => {
+    for (const f of ['CA.crt', 'CA.key', 'SERVER.crt', 'SERVER.key', 'ca_crt.txt', 'BOOTSTRAP.crt', 'BOOTSTRAP.key', 'bootstrap_crt.txt', 'bootstrap_key.txt']) {
+      assert.ok(existsSync(certs(f)), f);
+    }
+    for (const f of ['CA.key', 'SERVER.key', 'BOOTSTRAP.key']) {
+      assert.equal(statSync(certs(f)).mode & 0o777, 0o600, f);
+      assert.match(readFileSync(certs(f), 'utf8'), /^-----BEGIN EC PRIVATE KEY-----\n/);
+    }
+  });
+
+  test('openssl verify accepts SERVER and BOOTSTRAP', () => {
+    const r = openssl(['verify', '-CAfile', certs('CA.crt'), certs('SERVER.crt'), certs('BOOTSTRAP.crt')]);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /SERVER.crt: OK/);
+    assert.match(r.stdout, /BOOTSTRAP.crt: OK/);
+  });
+
+  test('the CA subject is O=Linaro, LTD, CN=LRC - YYYYMMDDHHMMSS on a 24-hour clock', () => {
+    const s = openssl(['x509', '-in', certs('CA.crt'), '-noout', '-subject', '-serial']).stdout;
+    assert.match(s, /subject=O = "Linaro, LTD", CN = LRC - \d{4}(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])([01]\d|2[0-3])[0-5]\d[0-5]\d\n/);
+    const serialHex = /serial=([0-9A-F]+)/.exec(s)![1]!;
+    assert.ok(BigInt('0x' + serialHex) >= 2n ** 63n, 'a random serial of at least 63 bits');
+  });
+
+  test('the server certificate names the host, with the extra SAN', () => {
+    const s = openssl(['x509', '-in', certs('SERVER.crt'), '-noout', '-ext', 'subjectAltName']).stdout;
+    assert.match(s, /DNS:localhost, IP Address:127.0.0.1/);
+  });
+
+  test('ca_crt.txt and bootstrap_crt.txt compiled into C give back the PEM byte for byte', () => {
+    const prog = join(cwd, 'pem.c');
+    writeFileSync(prog, [
+      '#include <stdio.h>',
+      'static const char ca[] =',
+      '#include "certs/ca_crt.txt"',
+      ';',
+      'static const char bs[] =',
+      '#include "certs/bootstrap_crt.txt"',
+      ';',
+      'int main(int argc, char **argv) { fputs(argv[1][0] == \'c\' ? ca : bs, stdout); return 0; }',
+    ].join('\n'));
+    const exe = join(cwd, 'pem');
+    const cc = run('gcc', ['-o', exe, prog], { cwd });
+    assert.equal(cc.code, 0, cc.stderr);
+    const crlf = (f: string) => readFileSync(certs(f), 'utf8').replace(/\n/g, '\r\n');
+    assert.equal(run(exe, ['ca']).stdout, crlf('CA.crt'));
+    assert.equal(run(exe, ['bs']).stdout, crlf('BOOTSTRAP.crt'));
+  });
+
+  test('bootstrap_key.txt compiled into C gives back what openssl ec -outform DER prints', () => {
+    const prog = join(cwd, 'key.c');
+    writeFileSync(prog, [
+      '#include <stdio.h>',
+      'static const unsigned char key[] = {',
+      '#include "certs/bootstrap_key.txt"',
+      '};',
+      'int main(void) { fwrite(key, 1, sizeof key, stdout); return 0; }',
+    ].join('\n'));
+    const exe = join(cwd, 'key');
+    assert.equal(run('gcc', ['-o', exe, prog], { cwd }).code, 0);
+    const der = openssl(['ec', '-in', certs('BOOTSTRAP.key'), '-outform', 'DER']).out;
+    assert.ok(der.length > 100);
+    assert.deepEqual(run(exe, []).out, der);
+    assert.deepEqual(readFileSync(certs('bootstrap_key.txt'), 'utf8'), run('xxd', ['-i'], { input: der }).stdout);
+  });
+
+  test('setup-ca refuses to overwrite, names the files, changes nothing', () => {
+    const before = readFileSync(certs('CA.crt'));
+    const r = liteboot(['setup-ca', 'localhost'], { cwd });
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /refusing to overwrite .*CA\.crt/);
+    assert.match(r.stderr, /rm /);
+    assert.equal(r.stderr.trim().split('\n').length, 1, 'one line, no stack');
+    assert.deepEqual(readFileSync(certs('CA.crt')), before);
+  });
+
+  test('setup-ca refuses when only a database exists', () => {
+    const other = tempDir();
+    try {
+      writeFileSync(join(other.dir, 'CADB.db'), 'x');
+      const r = liteboot(['setup-ca', 'localhost'], { cwd: other.dir });
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /CADB\.db/);
+      assert.equal(existsSync(join(other.dir, 'certs', 'CA.crt')), false);
+    } finally {
+      other.cleanup();
+    }
+  });
+
+  test('setup-bootstrap refuses to overwrite', () => {
+    const r = liteboot(['setup-bootstrap'], { cwd });
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /refusing to overwrite .*BOOTSTRAP/);
+  });
+
+  test('cakey getpub prints the CA public key as openssl derives it', () => {
+    const r = liteboot(['cakey', 'getpub', '--der', join(cwd, 'pub.der')], { cwd });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, openssl(['pkey', '-in', certs('CA.key'), '-pubout']).stdout);
+    assert.deepEqual(readFileSync(join(cwd, 'pub.der')), openssl(['pkey', '-in', certs('CA.key'), '-pubout', '-outform', 'DER']).out);
+  });
+
+  test('operator create makes a clientAuth credential with the operator OU', () => {
+    const r = liteboot(['operator', 'create', 'alice'], { cwd });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(openssl(['verify', '-CAfile', certs('CA.crt'), certs('OPERATOR-alice.crt')]).code, 0);
+    assert.match(openssl(['x509', '-in', certs('OPERATOR-alice.crt'), '-noout', '-subject']).stdout, /OU = LinaroCA Operator Cert/);
+  });
+});
+
+describe('inspect', () => {
+  test('describes a certificate, a key and a CSR; never prints key material', () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      assert.equal(liteboot(['setup-ca', 'localhost'], { cwd: dir }).code, 0);
+      const csr = join(dir, 'r.csr');
+      openssl(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-384', '-nodes', '-keyout', join(dir, 'r.key'), '-subj', '/CN=dev', '-out', csr]);
+      const r = liteboot(['inspect', 'certs/CA.crt', 'certs/CA.key', csr], { cwd: dir });
+      assert.equal(r.code, 0, r.stderr);
+      const serial = openssl(['x509', '-in', join(dir, 'certs/CA.crt'), '-noout', '-serial']).stdout.trim().slice(7).toLowerCase();
+      assert.match(r.stdout, new RegExp(`Serial: +\\d+ \\(0x${serial.replace(/^0+/, '')}\\)`));
+      assert.match(r.stdout, /keyUsage \(critical\): keyCertSign, cRLSign/);
+      assert.match(r.stdout, /private key \(SEC1\)/);
+      assert.match(r.stdout, /certificate request/);
+      assert.match(r.stdout, /EC P-384/);
+      const keyB64 = readFileSync(join(dir, 'certs/CA.key'), 'utf8').split('\n')[1]!;
+      assert.ok(!r.stdout.includes(keyB64.slice(0, 20)));
+      const fp = openssl(['x509', '-in', join(dir, 'certs/CA.crt'), '-noout', '-fingerprint', '-sha256']).stdout.trim().split('=')[1];
+      assert.ok(r.stdout.includes(fp!), 'SHA-256 fingerprint as openssl prints it');
+
+      const j = liteboot(['inspect', '--json', 'certs/SERVER.crt'], { cwd: dir });
+      const parsed = JSON.parse(j.stdout) as { objects: { kind: string; serial: string; extensions: { name: string }[] }[] }[];
+      assert.equal(parsed[0]!.objects[0]!.kind, 'certificate');
+      assert.ok(parsed[0]!.objects[0]!.extensions.some((e) => e.name === 'subjectAltName'));
+
+      const der = join(dir, 'ca.der');
+      openssl(['x509', '-in', join(dir, 'certs/CA.crt'), '-outform', 'DER', '-out', der]);
+      assert.match(liteboot(['inspect', der], { cwd: dir }).stdout, /certificate \(X\.509 v3\)/);
+    } finally {
+      cleanup();
+    }
+  });
+
+  test('anything else gets one clear line and exit 1', () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      writeFileSync(join(dir, 'junk'), 'hello world');
+      const r = liteboot(['inspect', 'junk', 'missing'], { cwd: dir });
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /junk: not a certificate, CSR or key/);
+      assert.match(r.stderr, /missing: no such file/);
+      assert.doesNotMatch(r.stderr, /at .*\.js:\d+/);
+    } finally {
+      cleanup();
+    }
+  });
+});
+
+describe('usage', () => {
+  test('errors are one line, usage mistakes exit 2, --help has examples', () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      const noCa = liteboot(['setup-bootstrap'], { cwd: dir });
+      assert.equal(noCa.code, 1);
+      assert.match(noCa.stderr, /CA certificate not found .*run `liteboot setup-ca` first/);
+      assert.equal(noCa.stderr.trim().split('\n').length, 1);
+      assert.equal(liteboot(['setup-ca', '--days', 'ten'], { cwd: dir }).code, 2);
+      assert.equal(liteboot(['setup-ca', 'bad host!'], { cwd: dir }).code, 2);
+      assert.equal(liteboot(['no-such-command'], { cwd: dir }).code, 2);
+      const help = liteboot(['setup-ca', '--help'], { cwd: dir });
+      assert.equal(help.code, 0);
+      assert.match(help.stdout, /\nExamples\n/);
+      assert.match(help.stdout, /\$ liteboot setup-ca localhost/);
+      assert.equal(existsSync(join(dir, 'certs')), false, 'failed commands wrote nothing');
+    } finally {
+      cleanup();
+    }
+  });
+
+  test('hostname: argument, then $CAHOSTNAME, then the system host name', () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      assert.equal(liteboot(['setup-ca'], { cwd: dir, env: { CAHOSTNAME: 'from-env.example' } }).code, 0);
+      assert.match(openssl(['x509', '-in', join(dir, 'certs/SERVER.crt'), '-noout', '-subject']).stdout, /CN = from-env.example/);
+    } finally {
+      cleanup();
+    }
+  });
+});
