@@ -25,6 +25,7 @@ export type ErrorCode =
   | 'DB_CORRUPT'
   | 'DB_LOCKED'
   | 'DB_IO'
+  | 'DB_READONLY'
   | 'NOT_FOUND'
   | 'INTERNAL';
 

@@ -1,0 +1,507 @@
+import { randomUUID } from 'node:crypto';
+import { closeSync, constants, copyFileSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, statSync, writeSync } from 'node:fs';
+import { open as openAsync, rename as renameAsync } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import initSqlJs, { type Database, type SqlJsStatic, type SqlValue, type Statement } from 'sql.js';
+import { LitebootError } from '../errors.js';
+import { fsyncDir, JournalWriter, listSegments, readSegment, removeFile, segmentPath, truncateSegment, type JournalRecord } from './journal.js';
+import { WriterLock } from './lock.js';
+import { createBaseSchema, GO_SCHEMA_VERSION, pendingMigrations, runMigrations, schemaVersion } from './schema.js';
+import type { CertificateRecord, DeviceSummary, IssuedCertificate, Registration, RegistrationStatus, Store } from './types.js';
+
+export interface OpenStoreOptions {
+  /** Path of CADB.db. */
+  path: string;
+  /** Read alongside a running writer: no lock, no writes, a torn journal tail is simply ignored. */
+  readOnly?: boolean;
+  /**
+   * Fold the journal into a new snapshot once it holds this many bytes, or as many bytes as the
+   * snapshot itself if that is larger: a snapshot costs time in proportion to its size, so
+   * spacing them by as much journal keeps the cost per change constant as the table grows.
+   * Default 16 MiB.
+   */
+  compactBytes?: number;
+  /** Operator messages (a torn tail discarded, a migration run). */
+  log?: (message: string) => void;
+}
+
+const SQLITE_MAGIC = Buffer.from('SQLite format 3\0');
+const JOURNAL_SEQ_KEY = 'liteboot.journalSeq';
+/** Serials are positive and below 2^63 (SQLite INTEGER); anything else cannot be in the table. */
+const MAX_SERIAL = (1n << 63n) - 1n;
+
+let sqlJs: Promise<SqlJsStatic> | undefined;
+function loadSqlJs(): Promise<SqlJsStatic> {
+  sqlJs ??= initSqlJs();
+  return sqlJs;
+}
+
+/** The journal's operations: domain changes, replayed on open through the same `apply`. */
+type Op =
+  | { op: 'cert'; id: string; name: string; serial: string; keyid: string; cert: string; nb: string; na: string; by?: string; at: number }
+  | { op: 'revoke'; serial: string; at: number; reason: number }
+  | { op: 'reg'; id: string; status: RegistrationStatus; attempts: number; err?: string; next?: number; at?: number }
+  | { op: 'set'; key: string; value: string };
+
+/** `2027-11-26 19:42:56.495+00:00`, the form the Go server's driver wrote into `expiry`. */
+function sqlTime(d: Date): string {
+  return d.toISOString().replace('T', ' ').replace('Z', '+00:00');
+}
+
+function parseSqlTime(s: unknown): Date | undefined {
+  if (typeof s !== 'string' || s.length < 19) return undefined;
+  // Go wrote nanoseconds; Date takes milliseconds.
+  const m = /^(\d{4}-\d\d-\d\d)[ T](\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)?/.exec(s);
+  if (!m) return undefined;
+  const frac = m[3] ? m[3].slice(0, 4) : '';
+  const d = new Date(`${m[1]}T${m[2]}${frac}${m[4] && m[4] !== '+00:00' ? m[4] : 'Z'}`);
+  return Number.isNaN(d.getTime()) ? undefined : d;
+}
+
+function validSerial(serial: bigint): boolean {
+  return serial > 0n && serial <= MAX_SERIAL;
+}
+
+/**
+ * CADB.db on sql.js. The database lives in memory; durability comes from the journal (see
+ * journal.ts): every change is applied in memory, framed into the journal and fdatasync'd
+ * before its promise resolves. The journal is folded into a new CADB.db snapshot (temp file,
+ * fsync, rename) when it grows, on open after a crash, and on close.
+ */
+export class SqlJsStore implements Store {
+  private readonly statements = new Map<string, Statement>();
+  private seq: number;
+  private compacting: Promise<void> | undefined;
+  private closed = false;
+  private snapshotBytes = 0;
+
+  private constructor(
+    private readonly db: Database,
+    private readonly path: string,
+    private journal: JournalWriter | undefined,
+    private readonly lock: WriterLock | undefined,
+    seq: number,
+    private readonly compactBytes: number,
+    private readonly log: (m: string) => void,
+  ) {
+    this.seq = seq;
+  }
+
+  private attachJournal(journal: JournalWriter): void {
+    this.journal = journal;
+    journal.onIdle = () => this.maybeCompact();
+  }
+
+  static async open(o: OpenStoreOptions): Promise<SqlJsStore> {
+    const SQL = await loadSqlJs();
+    const log = o.log ?? (() => {});
+    const lock = o.readOnly ? undefined : WriterLock.acquire(o.path);
+    try {
+      return o.readOnly ? await SqlJsStore.openReader(SQL, o, log) : SqlJsStore.openWriter(SQL, o, lock!, log);
+    } catch (e) {
+      lock?.release();
+      throw e;
+    }
+  }
+
+  private static load(SQL: SqlJsStatic, path: string): Database {
+    let bytes: Buffer;
+    try {
+      bytes = readFileSync(path);
+    } catch (e) {
+      throw new LitebootError('DB_IO', `cannot read ${path}: ${(e as Error).message}`, { cause: e });
+    }
+    if (bytes.length < 100 || !bytes.subarray(0, 16).equals(SQLITE_MAGIC)) {
+      throw new LitebootError('DB_CORRUPT', `${path} is not a SQLite database (${bytes.length === 0 ? 'it is empty' : 'bad header'}); it was left untouched`);
+    }
+    try {
+      return new SQL.Database(bytes);
+    } catch (e) {
+      throw new LitebootError('DB_CORRUPT', `${path} cannot be opened as SQLite (${(e as Error).message}); it was left untouched`, { cause: e });
+    }
+  }
+
+  private static tune(db: Database): void {
+    // Durability is the journal's job; sql.js's in-memory file needs no rollback file of its own.
+    db.run('PRAGMA journal_mode = MEMORY; PRAGMA synchronous = OFF;');
+  }
+
+  private static openWriter(SQL: SqlJsStatic, o: OpenStoreOptions, lock: WriterLock, log: (m: string) => void): SqlJsStore {
+    const path = o.path;
+    removeFile(`${path}.tmp`); // a snapshot torn before its rename
+    let db: Database;
+    let mustSnapshot = false;
+    if (existsSync(path)) {
+      db = SqlJsStore.load(SQL, path);
+      const version = schemaVersion(db, path);
+      const migrations = pendingMigrations(version, path);
+      if (migrations.length > 0) {
+        const backup = `${path}.bak-${version}`;
+        if (!existsSync(backup)) {
+          copyFileSync(path, backup, constants.COPYFILE_EXCL);
+          fsyncFile(backup);
+          log(`kept the original database as ${backup}`);
+        }
+        runMigrations(db, migrations);
+        log(`migrated ${path} from schema ${version} to ${migrations[migrations.length - 1]!.to}`);
+        mustSnapshot = true;
+      }
+    } else {
+      if (listSegments(path).length > 0) {
+        throw new LitebootError('DB_CORRUPT', `${path} is missing but its journal (${path}.lbj.*) is there; restore the database file, or move the journal away to start empty`);
+      }
+      db = new SQL.Database();
+      createBaseSchema(db, randomUUID());
+      runMigrations(db, pendingMigrations(GO_SCHEMA_VERSION, path));
+      mustSnapshot = true;
+    }
+    SqlJsStore.tune(db);
+    const store = new SqlJsStore(db, path, undefined, lock, 0, o.compactBytes ?? 16 * 1024 * 1024, log);
+    if (existsSync(path)) store.snapshotBytes = statSync(path).size;
+    const segments = listSegments(path);
+    const replayed = store.replay(true);
+    if (mustSnapshot || segments.length > 0) {
+      // Fold what was replayed into a fresh snapshot so the journal starts empty.
+      store.writeSnapshotSync();
+      for (const s of segments) removeFile(s.path);
+      fsyncDir(dirname(path));
+    }
+    if (replayed > 0) log(`replayed ${replayed} journal records into ${path}`);
+    store.attachJournal(JournalWriter.open(segmentPath(path, store.seq + 1)));
+    return store;
+  }
+
+  private static async openReader(SQL: SqlJsStatic, o: OpenStoreOptions, log: (m: string) => void): Promise<SqlJsStore> {
+    // A writer may compact between our reading the snapshot and its segments; start over then.
+    for (let attempt = 0; ; attempt++) {
+      const db = SqlJsStore.load(SQL, o.path);
+      try {
+        const version = schemaVersion(db, o.path);
+        runMigrations(db, pendingMigrations(version, o.path));
+        SqlJsStore.tune(db);
+        const store = new SqlJsStore(db, o.path, undefined, undefined, 0, 0, log);
+        store.replay(false);
+        return store;
+      } catch (e) {
+        db.close();
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT' && attempt < 5) {
+          await new Promise((r) => setTimeout(r, 20));
+          continue;
+        }
+        throw e;
+      }
+    }
+  }
+
+  /** Applies journal records newer than the snapshot; returns how many. */
+  private replay(writer: boolean): number {
+    const snapSeq = Number(this.settingSync(JOURNAL_SEQ_KEY) ?? '0');
+    this.seq = snapSeq;
+    let applied = 0;
+    for (const seg of listSegments(this.path)) {
+      const contents = readSegment(seg.path);
+      for (const rec of contents.records) {
+        if (rec.seq <= snapSeq) continue;
+        this.apply(rec as unknown as Op);
+        this.seq = Math.max(this.seq, rec.seq);
+        applied++;
+      }
+      if (contents.tornBytes > 0 && writer) {
+        this.log(`discarded a torn journal tail of ${contents.tornBytes} bytes in ${seg.path} (a write interrupted by a crash)`);
+        truncateSegment(seg.path, contents.validBytes);
+      }
+    }
+    return applied;
+  }
+
+  private stmt(sql: string): Statement {
+    let s = this.statements.get(sql);
+    if (!s) {
+      s = this.db.prepare(sql);
+      this.statements.set(sql, s);
+    }
+    return s;
+  }
+
+  private run(sql: string, params: SqlValue[]): void {
+    const s = this.stmt(sql);
+    try {
+      s.run(params);
+    } finally {
+      s.reset();
+    }
+  }
+
+  private one(sql: string, params: SqlValue[]): SqlValue[] | undefined {
+    const s = this.stmt(sql);
+    try {
+      s.bind(params);
+      return s.step() ? s.get() : undefined;
+    } finally {
+      s.reset();
+    }
+  }
+
+  private all(sql: string, params: SqlValue[]): SqlValue[][] {
+    const s = this.stmt(sql);
+    const rows: SqlValue[][] = [];
+    try {
+      s.bind(params);
+      while (s.step()) rows.push(s.get());
+    } finally {
+      s.reset();
+    }
+    return rows;
+  }
+
+  private apply(op: Op): void {
+    switch (op.op) {
+      case 'cert':
+        this.run('INSERT OR IGNORE INTO devices (id, registered) VALUES (?, 0)', [op.id]);
+        this.run(
+          `INSERT INTO certs (id, name, serial, keyid, cert, expiry, valid, not_before, not_after, issued_by, issued_at)
+           VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?)`,
+          [op.id, op.name, op.serial, Buffer.from(op.keyid, 'base64'), Buffer.from(op.cert, 'base64'), op.na, op.nb, op.na, op.by ?? null, op.at],
+        );
+        break;
+      case 'revoke':
+        this.run('UPDATE certs SET valid = 0, revoked_at = ?, revoke_reason = ? WHERE serial = ? AND valid != 0', [op.at, op.reason, op.serial]);
+        break;
+      case 'reg':
+        this.run('INSERT OR IGNORE INTO devices (id, registered) VALUES (?, 0)', [op.id]);
+        this.run(
+          `UPDATE devices SET registered = ?, reg_state = ?, reg_attempts = ?, reg_last_error = ?, reg_next_at = ?, reg_updated_at = ? WHERE id = ?`,
+          [op.status === 'registered' ? 1 : 0, op.status, op.attempts, op.err ?? null, op.next ?? null, op.at ?? null, op.id],
+        );
+        break;
+      case 'set':
+        this.run('INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)', [op.key, op.value]);
+        break;
+      default:
+        throw new LitebootError('DB_CORRUPT', `unknown journal operation ${JSON.stringify((op as { op: unknown }).op)}`);
+    }
+  }
+
+  /** Applies a change in memory, then makes it durable; resolves once it is on disk. */
+  private commit(op: Op): Promise<void> {
+    if (!this.journal) return Promise.reject(new LitebootError('DB_READONLY', `${this.path} is open read-only`));
+    if (this.closed) return Promise.reject(new LitebootError('DB_IO', 'the database is closed'));
+    if (this.journal.failed) return Promise.reject(this.journal.failed);
+    this.apply(op); // throws (and journals nothing) if the change violates a constraint
+    const rec = op as unknown as JournalRecord;
+    rec.seq = ++this.seq;
+    return this.journal.append(rec);
+  }
+
+  recordIssued(c: IssuedCertificate): Promise<void> {
+    if (!validSerial(c.serial)) return Promise.reject(new LitebootError('INTERNAL', `serial ${c.serial} is outside 1..2^63-1`));
+    return this.commit({
+      op: 'cert',
+      id: c.deviceId,
+      name: c.name,
+      serial: c.serial.toString(),
+      keyid: Buffer.from(c.keyId).toString('base64'),
+      cert: Buffer.from(c.der).toString('base64'),
+      nb: sqlTime(c.notBefore),
+      na: sqlTime(c.notAfter),
+      by: c.issuedBy,
+      at: (c.issuedAt ?? new Date()).getTime(),
+    });
+  }
+
+  async revoke(serial: bigint, reason: number, at: Date): Promise<boolean> {
+    if (!validSerial(serial)) return false;
+    const row = this.one('SELECT valid FROM certs WHERE serial = ? LIMIT 1', [serial.toString()]);
+    if (!row || row[0] === 0) return false;
+    await this.commit({ op: 'revoke', serial: serial.toString(), at: at.getTime(), reason });
+    return true;
+  }
+
+  async findBySerial(serial: bigint): Promise<CertificateRecord | undefined> {
+    if (!validSerial(serial)) return undefined;
+    const r = this.one(
+      `SELECT id, name, CAST(serial AS TEXT), keyid, cert, valid, revoked_at, revoke_reason, not_before, not_after, expiry, issued_by, issued_at
+       FROM certs WHERE serial = ? LIMIT 1`,
+      [serial.toString()],
+    );
+    if (!r) return undefined;
+    return {
+      deviceId: String(r[0]),
+      name: String(r[1]),
+      serial: BigInt(String(r[2])),
+      keyId: r[3] as Uint8Array,
+      der: r[4] as Uint8Array,
+      valid: r[5] !== 0,
+      revokedAt: typeof r[6] === 'number' ? new Date(r[6]) : undefined,
+      revokeReason: typeof r[7] === 'number' ? r[7] : undefined,
+      notBefore: parseSqlTime(r[8]) ?? new Date(0),
+      notAfter: parseSqlTime(r[9]) ?? parseSqlTime(r[10]) ?? new Date(0),
+      issuedBy: typeof r[11] === 'string' ? r[11] : undefined,
+      issuedAt: typeof r[12] === 'number' ? new Date(r[12]) : undefined,
+    };
+  }
+
+  async validSerials(deviceId: string): Promise<bigint[]> {
+    return this.all('SELECT CAST(serial AS TEXT) FROM certs WHERE lower(id) = ? AND valid != 0 ORDER BY rowid', [deviceId.toLowerCase()]).map(
+      (r) => BigInt(String(r[0])),
+    );
+  }
+
+  async revokedSerials(): Promise<bigint[]> {
+    return this.all('SELECT CAST(serial AS TEXT) FROM certs WHERE valid = 0', []).map((r) => BigInt(String(r[0])));
+  }
+
+  async maxSerial(): Promise<bigint> {
+    const r = this.one('SELECT CAST(max(serial) AS TEXT) FROM certs', []);
+    return r && r[0] !== null ? BigInt(String(r[0])) : 0n;
+  }
+
+  async listDevices(): Promise<DeviceSummary[]> {
+    return this.all(
+      `SELECT d.id, count(c.serial), coalesce(sum(c.valid != 0), 0), d.reg_state, d.reg_attempts, d.reg_last_error, d.reg_next_at, d.reg_updated_at
+       FROM devices d LEFT JOIN certs c ON c.id = d.id GROUP BY d.id ORDER BY d.id`,
+      [],
+    ).map((r) => ({
+      id: String(r[0]),
+      certificates: Number(r[1]),
+      validCertificates: Number(r[2]),
+      registration: registrationOf(r.slice(3)),
+    }));
+  }
+
+  async registration(deviceId: string): Promise<Registration | undefined> {
+    const r = this.one('SELECT reg_state, reg_attempts, reg_last_error, reg_next_at, reg_updated_at FROM devices WHERE id = ?', [deviceId]);
+    return r ? registrationOf(r) : undefined;
+  }
+
+  setRegistration(deviceId: string, reg: Registration): Promise<void> {
+    return this.commit({ op: 'reg', id: deviceId, status: reg.status, attempts: reg.attempts, err: reg.lastError, next: reg.nextAttemptAt, at: reg.updatedAt });
+  }
+
+  async dueRegistrations(now: number, limit: number): Promise<string[]> {
+    return this.all(
+      `SELECT id FROM devices WHERE reg_state = 'pending' AND (reg_next_at IS NULL OR reg_next_at <= ?) ORDER BY coalesce(reg_next_at, 0) LIMIT ?`,
+      [now, limit],
+    ).map((r) => String(r[0]));
+  }
+
+  private settingSync(key: string): string | undefined {
+    const r = this.one('SELECT value FROM settings WHERE key = ?', [key]);
+    return r ? String(r[0]) : undefined;
+  }
+
+  async getSetting(key: string): Promise<string | undefined> {
+    return this.settingSync(key);
+  }
+
+  setSetting(key: string, value: string): Promise<void> {
+    return this.commit({ op: 'set', key, value });
+  }
+
+  async stats(): Promise<{ certificates: number; devices: number }> {
+    const c = this.one('SELECT count(*) FROM certs', []);
+    const d = this.one('SELECT count(*) FROM devices', []);
+    return { certificates: Number(c?.[0] ?? 0), devices: Number(d?.[0] ?? 0) };
+  }
+
+  /** Serialises the database with the journal position it includes. */
+  private exportWithSeq(): Uint8Array {
+    this.run('INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)', [JOURNAL_SEQ_KEY, String(this.seq)]);
+    const bytes = this.db.export();
+    SqlJsStore.tune(this.db); // export() reopens the database and resets pragmas
+    this.snapshotBytes = bytes.length;
+    return bytes;
+  }
+
+  private writeSnapshotSync(): void {
+    const bytes = this.exportWithSeq();
+    const tmp = `${this.path}.tmp`;
+    const fd = openSync(tmp, 'w', 0o644);
+    try {
+      writeSync(fd, bytes);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, this.path);
+    fsyncDir(dirname(this.path));
+  }
+
+  private async writeSnapshot(): Promise<void> {
+    const journal = this.journal!;
+    // New changes go to a new segment; the old ones are deleted once the snapshot holds them.
+    const old = await journal.rotate(segmentPath(this.path, this.seq + 1));
+    const bytes = this.exportWithSeq();
+    const tmp = `${this.path}.tmp`;
+    const fh = await openAsync(tmp, 'w', 0o644);
+    try {
+      await fh.writeFile(bytes);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await renameAsync(tmp, this.path);
+    fsyncDir(dirname(this.path));
+    for (const s of listSegments(this.path)) {
+      if (s.path <= old) removeFile(s.path);
+    }
+  }
+
+  private maybeCompact(): void {
+    if (this.compacting || this.closed || !this.journal || this.journal.failed) return;
+    if (this.journal.bytes < Math.max(this.compactBytes, this.snapshotBytes)) return;
+    this.compact().catch((e: Error) => this.log(`compaction failed, will retry: ${e.message}`));
+  }
+
+  /** Folds the journal into a new snapshot now (also used by tests and the crash harness). */
+  compact(): Promise<void> {
+    if (!this.journal) return Promise.resolve();
+    this.compacting ??= this.writeSnapshot().finally(() => {
+      this.compacting = undefined;
+    });
+    return this.compacting;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    if (this.journal) {
+      await this.journal.drain();
+      await this.compacting;
+      this.closed = true;
+      if (!this.journal.failed) {
+        await this.writeSnapshot();
+      }
+      this.journal.close();
+      // The final snapshot holds everything: the (empty) current segment can go too.
+      if (!this.journal.failed) removeFile(this.journal.segmentPath);
+    }
+    this.closed = true;
+    for (const s of this.statements.values()) s.free();
+    this.statements.clear();
+    this.db.close();
+    this.lock?.release();
+  }
+}
+
+function registrationOf(r: SqlValue[]): Registration {
+  return {
+    status: (r[0] as RegistrationStatus) ?? 'pending',
+    attempts: Number(r[1] ?? 0),
+    lastError: typeof r[2] === 'string' ? r[2] : undefined,
+    nextAttemptAt: typeof r[3] === 'number' ? r[3] : undefined,
+    updatedAt: typeof r[4] === 'number' ? r[4] : undefined,
+  };
+}
+
+function fsyncFile(path: string): void {
+  const fd = openSync(path, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export function openStore(o: OpenStoreOptions): Promise<SqlJsStore> {
+  return SqlJsStore.open(o);
+}

@@ -1,0 +1,348 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
+import { MAGIC, listSegments, readSegment } from '../../src/store/journal.js';
+import { openStore } from '../../src/store/sqljs-store.js';
+import type { IssuedCertificate } from '../../src/store/types.js';
+import { FIXTURE, ROOT, run, tempDir } from '../helpers/run.js';
+
+const tmp = tempDir();
+after(tmp.cleanup);
+let n = 0;
+const fresh = (name: string) => {
+  const d = join(tmp.dir, `${name}-${n++}`);
+  mkdirSync(d);
+  return join(d, 'CADB.db');
+};
+const sha = (p: string) => createHash('sha256').update(readFileSync(p)).digest('hex');
+const sqlite = (db: string, sql: string) => {
+  const r = run('sqlite3', [db, sql], { encoding: 'utf8' });
+  assert.equal(r.code, 0, r.stderr);
+  return r.stdout.trim();
+};
+
+function cert(serial: bigint, id = `dev-${serial}`): IssuedCertificate {
+  return {
+    deviceId: id,
+    name: 'Signing',
+    serial,
+    keyId: Buffer.alloc(20, 1),
+    der: Buffer.from(`cert-${serial}`),
+    notBefore: new Date('2026-01-01T00:00:00Z'),
+    notAfter: new Date('2027-01-01T00:00:00Z'),
+    issuedBy: 'bootstrap',
+  };
+}
+
+describe('migration of the Go database', () => {
+  const GO_ROWS = [
+    ['492ca910-8297-4e5e-bc99-a45bf0b3117f', 1795722176495076734n, 1],
+    ['3e100bab-74d5-472d-a213-dae9e38160e6', 1795722176688618130n, 1],
+    ['d1685f60-7c96-46ed-b319-7e8e26d7313a', 1795722176878240957n, 1],
+    ['23d80612-09d7-4181-9b14-24c1173f7028', 1795722177070195647n, 0],
+  ] as const;
+
+  test('keeps every serial, id and certificate byte; backs up the original; sqlite3 reads the result', async () => {
+    const path = fresh('go');
+    copyFileSync(join(FIXTURE, 'CADB.db'), path);
+    const before = sqlite(path, 'SELECT id, serial, hex(keyid), hex(cert), expiry, valid FROM certs ORDER BY rowid');
+    const logs: string[] = [];
+    const store = await openStore({ path, log: (m) => logs.push(m) });
+    assert.ok(logs.some((l) => l.includes('migrated')));
+    for (const [id, serial, valid] of GO_ROWS) {
+      const r = await store.findBySerial(serial);
+      assert.ok(r, `serial ${serial}`);
+      assert.equal(r.serial, serial);
+      assert.equal(r.deviceId, id);
+      assert.equal(r.valid, valid === 1);
+      const rsp = readFileSync(join(FIXTURE, 'devices', `${id}.rsp`));
+      assert.deepEqual(Buffer.from(r.der), rsp.subarray(7), 'the DER the Go server sent');
+    }
+    assert.deepEqual(await store.validSerials('492CA910-8297-4E5E-BC99-A45BF0B3117F'), [1795722176495076734n]);
+    assert.deepEqual(await store.validSerials('23d80612-09d7-4181-9b14-24c1173f7028'), []);
+    await store.close();
+    assert.equal(sha(`${path}.bak-20220215a`), sha(join(FIXTURE, 'CADB.db')));
+    assert.equal(sqlite(path, 'SELECT id, serial, hex(keyid), hex(cert), expiry, valid FROM certs ORDER BY rowid'), before);
+    assert.equal(sqlite(path, "SELECT value FROM settings WHERE key = 'schemaVersion'"), 'liteboot-1');
+    assert.equal(sqlite(path, 'PRAGMA integrity_check'), 'ok');
+    // the migration runs once
+    const again = await openStore({ path, log: (m) => logs.push(`2:${m}`) });
+    assert.ok(!logs.some((l) => l.startsWith('2:migrated')));
+    assert.equal((await again.stats()).certificates, 4);
+    await again.close();
+  });
+
+  test('keeps what the original let through: mixed-case ids, non-UUID CNs, bootstrap-OU rows, one id with many certificates', async () => {
+    const path = fresh('odd');
+    copyFileSync(join(FIXTURE, 'CADB.db'), path);
+    const inserts = [
+      "INSERT INTO devices VALUES ('ABCDEF00-0000-4000-8000-000000000001', 0)",
+      "INSERT INTO devices VALUES ('abcdef00-0000-4000-8000-000000000001', 0)",
+      "INSERT INTO devices VALUES ('localhost', 0)",
+      "INSERT INTO certs VALUES ('ABCDEF00-0000-4000-8000-000000000001', 'Signing', 1795722177070195700, x'01', x'02', '2027-01-01 00:00:00+00:00', 1)",
+      "INSERT INTO certs VALUES ('abcdef00-0000-4000-8000-000000000001', 'Signing', 1795722177070195701, x'01', x'03', '2027-01-01 00:00:00+00:00', 1)",
+      "INSERT INTO certs VALUES ('localhost', 'LinaroCA Bootstrap Cert', 1795722177070195702, x'01', x'04', '2027-01-01 00:00:00+00:00', 1)",
+      "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000) INSERT INTO certs SELECT 'busy', 'Signing', 1795722177080000000 + i, x'01', x'05', '2027-01-01 00:00:00+00:00', 1 FROM n",
+    ];
+    sqlite(path, inserts.join(';'));
+    const store = await openStore({ path });
+    assert.equal((await store.stats()).certificates, 4 + 3 + 20000);
+    assert.deepEqual(await store.validSerials('abcdef00-0000-4000-8000-000000000001'), [1795722177070195700n, 1795722177070195701n]);
+    assert.equal((await store.validSerials('busy')).length, 20000);
+    assert.equal((await store.findBySerial(1795722177070195702n))?.name, 'LinaroCA Bootstrap Cert');
+    await store.close();
+  });
+});
+
+describe('serials', () => {
+  test('64-bit serials round-trip exactly, never through a JavaScript number', async () => {
+    const path = fresh('serial');
+    const store = await openStore({ path });
+    const serials = [2n ** 53n + 1n, 2n ** 63n - 1n, 1795721654822870144n, 1795721654822870145n];
+    for (const s of serials) await store.recordIssued(cert(s, 'one'));
+    assert.deepEqual(await store.validSerials('one'), serials);
+    assert.equal(await store.maxSerial(), 2n ** 63n - 1n);
+    assert.equal((await store.findBySerial(2n ** 53n))?.serial, undefined, 'a neighbour does not match');
+    assert.equal(await store.findBySerial(2n ** 64n), undefined);
+    assert.equal(await store.findBySerial(0n), undefined);
+    await store.close();
+    assert.equal(sqlite(path, `SELECT serial, typeof(serial) FROM certs WHERE serial = ${2n ** 63n - 1n}`), '9223372036854775807|integer');
+  });
+
+  test('revocation is recorded with time and reason and survives reopening', async () => {
+    const path = fresh('revoke');
+    let store = await openStore({ path });
+    await store.recordIssued(cert(10n, 'a'));
+    await store.recordIssued(cert(11n, 'a'));
+    assert.equal(await store.revoke(10n, 1, new Date('2026-05-05T00:00:00Z')), true);
+    assert.equal(await store.revoke(10n, 1, new Date()), false, 'already revoked');
+    assert.equal(await store.revoke(99n, 1, new Date()), false, 'unknown');
+    store = await reopenAfterCrash(store, path);
+    const r = await store.findBySerial(10n);
+    assert.equal(r?.valid, false);
+    assert.equal(r?.revokeReason, 1);
+    assert.equal(r?.revokedAt?.toISOString(), '2026-05-05T00:00:00.000Z');
+    assert.deepEqual(await store.validSerials('a'), [11n]);
+    assert.deepEqual(await store.revokedSerials(), [10n]);
+    await store.close();
+  });
+});
+
+/** Simulates a crash: copies the files as they are on disk to a new place and opens the copy. */
+async function reopenAfterCrash(store: Awaited<ReturnType<typeof openStore>>, path: string) {
+  const crashed = fresh('crashed');
+  for (const f of readdirSync(join(path, '..'))) {
+    if (f.startsWith('CADB.db') && !f.endsWith('.lock')) copyFileSync(join(path, '..', f), join(crashed, '..', f));
+  }
+  await store.close();
+  return openStore({ path: crashed });
+}
+
+describe('the journal', () => {
+  test('replay after a kill at every record boundary and in the middle of every record', async () => {
+    const path = fresh('journal');
+    const store = await openStore({ path });
+    const N = 12;
+    for (let i = 1; i <= N; i++) await store.recordIssued(cert(BigInt(i)));
+    const segs = listSegments(path);
+    assert.equal(segs.length, 1);
+    const image = join(tmp.dir, 'journal-image');
+    mkdirSync(image);
+    copyFileSync(path, join(image, 'CADB.db'));
+    copyFileSync(segs[0]!.path, join(image, 'segment'));
+    await store.close();
+
+    const seg = readFileSync(join(image, 'segment'));
+    const { records } = readSegment(join(image, 'segment'));
+    assert.equal(records.length, N);
+    // Offsets of each frame's end: boundaries; and a point inside each frame.
+    const ends: number[] = [];
+    let off = MAGIC.length;
+    for (let i = 0; i < N; i++) {
+      off += 8 + seg.readUInt32BE(off);
+      ends.push(off);
+    }
+    const cuts: [number, number][] = [[0, 0], [3, 0], [MAGIC.length, 0]];
+    let prev = MAGIC.length;
+    ends.forEach((end, i) => {
+      cuts.push([prev + 3, i], [Math.floor((prev + end) / 2), i], [end - 1, i], [end, i + 1]);
+      prev = end;
+    });
+    for (const [cut, expected] of cuts) {
+      const p = fresh('cut');
+      copyFileSync(join(image, 'CADB.db'), p);
+      const segPath = `${p}.lbj.0000000000000001`;
+      writeFileSync(segPath, seg.subarray(0, cut));
+      const s = await openStore({ path: p });
+      assert.equal((await s.stats()).certificates, expected, `cut at ${cut}`);
+      for (let i = 1; i <= expected; i++) assert.ok(await s.findBySerial(BigInt(i)), `serial ${i} after cut at ${cut}`);
+      // the store goes on working after recovery
+      await s.recordIssued(cert(1000n));
+      await s.close();
+      assert.equal(sqlite(p, 'SELECT count(*) FROM certs'), String(expected + 1));
+    }
+  });
+
+  test('a corrupt record in the middle ends replay there, and a bad CRC is detected', async () => {
+    const path = fresh('crc');
+    const store = await openStore({ path });
+    for (let i = 1; i <= 5; i++) await store.recordIssued(cert(BigInt(i)));
+    const seg = listSegments(path)[0]!.path;
+    const bytes = readFileSync(seg);
+    const crashed = fresh('crc-crashed');
+    copyFileSync(path, crashed);
+    const third = MAGIC.length + 3 * (bytes.length - MAGIC.length) / 5 + 20;
+    bytes[Math.floor(third)]! ^= 0xff;
+    writeFileSync(`${crashed}.lbj.0000000000000001`, bytes);
+    await store.close();
+    const logs: string[] = [];
+    const s = await openStore({ path: crashed, log: (m) => logs.push(m) });
+    assert.equal((await s.stats()).certificates, 3);
+    assert.ok(logs.some((l) => l.includes('torn journal tail')));
+    await s.close();
+  });
+
+  test('compaction folds the journal into CADB.db and deletes old segments; nothing is lost across it', async () => {
+    const path = fresh('compact');
+    const store = await openStore({ path, compactBytes: 2048 });
+    for (let i = 1; i <= 200; i++) await store.recordIssued(cert(BigInt(i)));
+    await store.compact();
+    assert.ok(listSegments(path).length <= 2);
+    const crashedStore = await reopenAfterCrash(store, path);
+    assert.equal((await crashedStore.stats()).certificates, 200);
+    await crashedStore.close();
+  });
+
+  test('a snapshot torn before its rename is ignored', async () => {
+    const path = fresh('tmp');
+    const store = await openStore({ path });
+    await store.recordIssued(cert(1n));
+    await store.close();
+    writeFileSync(`${path}.tmp`, 'SQLite format 3\0 torn');
+    const s = await openStore({ path });
+    assert.equal((await s.stats()).certificates, 1);
+    assert.equal(existsSync(`${path}.tmp`), false);
+    await s.close();
+  });
+});
+
+describe('one writer at a time', () => {
+  test('a second writer is refused with the holder named; a reader works alongside', async () => {
+    const path = fresh('lock');
+    const child = spawn(process.execPath, [join(ROOT, 'dist/test/helpers/store-writer.js'), path], { stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      const acked: bigint[] = [];
+      await new Promise<void>((resolve) => {
+        let buf = '';
+        child.stdout!.on('data', (d: Buffer) => {
+          buf += d.toString();
+          const lines = buf.split('\n');
+          buf = lines.pop()!;
+          for (const l of lines) if (l !== 'ready') acked.push(BigInt(l));
+          if (acked.length > 50) resolve();
+        });
+      });
+      await assert.rejects(openStore({ path }), (e: Error & { code?: string }) => {
+        assert.equal(e.code, 'DB_LOCKED');
+        assert.match(e.message, new RegExp(`in use by process ${child.pid}`));
+        return true;
+      });
+      const reader = await openStore({ path, readOnly: true });
+      assert.ok((await reader.stats()).certificates >= 50);
+      assert.ok(await reader.findBySerial(acked[10]!));
+      await assert.rejects(reader.recordIssued(cert(5n)), /read-only/);
+      await reader.close();
+    } finally {
+      child.kill('SIGKILL');
+      await new Promise((r) => child.once('exit', r));
+    }
+    // The holder is gone: its lock is stale and taken over.
+    const s = await openStore({ path });
+    await s.close();
+  });
+
+  test('the same process cannot open the database twice for writing', async () => {
+    const path = fresh('twice');
+    const a = await openStore({ path });
+    await assert.rejects(openStore({ path }), /in use by process/);
+    await a.close();
+  });
+});
+
+describe('bad files are refused and left untouched', () => {
+  const cases: [string, (p: string) => void, RegExp][] = [
+    ['random bytes', (p) => writeFileSync(p, Buffer.alloc(4096, 0x41)), /not a SQLite database/],
+    ['an empty file', (p) => writeFileSync(p, ''), /empty/],
+    ['a truncated database', (p) => {
+      copyFileSync(join(FIXTURE, 'CADB.db'), p);
+      truncateSync(p, 5000);
+    }, /not a readable SQLite database|cannot be opened|malformed/],
+    ['a foreign SQLite database', (p) => {
+      run('sqlite3', [p, 'CREATE TABLE t (x); INSERT INTO t VALUES (1);']);
+    }, /not a liteboot one/],
+    ['a newer schema', (p) => {
+      copyFileSync(join(FIXTURE, 'CADB.db'), p);
+      run('sqlite3', [p, "UPDATE settings SET value = 'liteboot-99' WHERE key = 'schemaVersion'"]);
+    }, /does not know/],
+  ];
+  for (const [name, make, message] of cases) {
+    test(name, async () => {
+      const path = fresh('bad');
+      make(path);
+      const before = sha(path);
+      const size = statSync(path).size;
+      await assert.rejects(openStore({ path }), (e: Error & { code?: string }) => {
+        assert.equal(e.code, 'DB_CORRUPT', e.message);
+        assert.match(e.message, message);
+        return true;
+      });
+      assert.equal(sha(path), before);
+      assert.equal(statSync(path).size, size);
+      assert.equal(existsSync(`${path}.lock`), false, 'the lock is released');
+    });
+  }
+});
+
+describe('kill -9', () => {
+  test('every write a killed child acknowledged is there after restart', async () => {
+    for (const [label, compactBytes] of [['plain', 16 * 1024 * 1024], ['compacting often', 4096]] as const) {
+      const path = fresh('kill');
+      const child = spawn(process.execPath, [join(ROOT, 'dist/test/helpers/store-writer.js'), path, String(compactBytes)], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const acked: bigint[] = [];
+      let buf = '';
+      child.stdout!.on('data', (d: Buffer) => {
+        buf += d.toString();
+        const lines = buf.split('\n');
+        buf = lines.pop()!;
+        for (const l of lines) if (l !== 'ready') acked.push(BigInt(l));
+      });
+      await new Promise<void>((resolve) => {
+        const check = setInterval(() => {
+          if (acked.length > 1500) {
+            clearInterval(check);
+            resolve();
+          }
+        }, 5);
+      });
+      child.kill('SIGKILL');
+      await new Promise((r) => child.once('exit', r));
+      const store = await openStore({ path });
+      const missing: bigint[] = [];
+      for (const s of acked) if (!(await store.findBySerial(s))) missing.push(s);
+      assert.deepEqual(missing, [], `${label}: acknowledged ${acked.length}, missing ${missing.length}`);
+      await store.close();
+      assert.equal(sqlite(path, 'PRAGMA integrity_check'), 'ok');
+    }
+  });
+});
+
+test('a database made here is one the sqlite3 tool reads', async () => {
+  const path = fresh('sqlite3');
+  const store = await openStore({ path });
+  await store.recordIssued(cert(1795721654822870144n, 'x'));
+  await store.close();
+  assert.equal(sqlite(path, 'SELECT id, serial FROM certs'), 'x|1795721654822870144');
+});
