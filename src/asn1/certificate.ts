@@ -1,22 +1,13 @@
 import type { KeyObject } from 'node:crypto';
 import { AsnConvert } from '@peculiar/asn1-schema';
-import {
-  AlgorithmIdentifier,
-  Certificate,
-  Extension,
-  Extensions,
-  Name,
-  SubjectPublicKeyInfo,
-  TBSCertificate,
-  Validity,
-  Version,
-} from '@peculiar/asn1-x509';
+import { Certificate } from '@peculiar/asn1-x509';
+import { bitString, contextConstructed, integer, sequence, TAG, time, tlv } from './der.js';
 import { LitebootError } from '../errors.js';
 import { summarizeExtension, type ExtensionSummary } from './extensions.js';
 import { publicKeyFromSpki } from './keys.js';
-import { fromAsnName, toAsnName, type DistinguishedName, type NameAttribute } from './name.js';
+import { encodeName, fromAsnName, type DistinguishedName, type NameAttribute } from './name.js';
 import { OID } from './oids.js';
-import { verifySignature, type Signer, type SignatureAlgorithm } from './signer.js';
+import { algorithmDer, verifySignature, type Signer } from './signer.js';
 
 /** Everything that goes into a certificate. Time and serial are inputs: same inputs, same bytes. */
 export interface CertificateTemplate {
@@ -29,19 +20,16 @@ export interface CertificateTemplate {
   notAfter: Date;
   /** SubjectPublicKeyInfo DER. */
   publicKey: Uint8Array;
-  extensions: readonly Extension[];
+  /** Each the DER of one Extension (see extensions.ts). */
+  extensions: readonly Uint8Array[];
 }
 
 /** RFC 5280 §4.1.2.2: serials are positive, non-zero and no longer than 20 octets. */
 export function serialToDer(serial: bigint): Uint8Array {
   if (serial <= 0n) throw new LitebootError('BAD_CERT', 'a certificate serial must be positive');
-  let hex = serial.toString(16);
-  if (hex.length % 2) hex = '0' + hex;
-  // Two's complement: a leading byte >= 0x80 would read as negative, so prefix a zero byte.
-  if (parseInt(hex.slice(0, 2), 16) >= 0x80) hex = '00' + hex;
-  const bytes = Buffer.from(hex, 'hex');
-  if (bytes.length > 20) throw new LitebootError('BAD_CERT', 'a certificate serial may not exceed 20 octets');
-  return bytes;
+  const enc = integer(serial);
+  if (enc.length - 2 > 20) throw new LitebootError('BAD_CERT', 'a certificate serial may not exceed 20 octets');
+  return enc.subarray(2);
 }
 
 export function serialFromDer(bytes: Uint8Array): bigint {
@@ -51,15 +39,7 @@ export function serialFromDer(bytes: Uint8Array): bigint {
   return v;
 }
 
-function asnName(n: DistinguishedName | Uint8Array): Name {
-  return n instanceof Uint8Array ? AsnConvert.parse(n, Name) : toAsnName(n);
-}
-
-function algorithmIdentifier(alg: SignatureAlgorithm): AlgorithmIdentifier {
-  return alg.nullParameters
-    ? new AlgorithmIdentifier({ algorithm: alg.oid, parameters: null })
-    : new AlgorithmIdentifier({ algorithm: alg.oid });
-}
+const V3 = contextConstructed(0, Buffer.from([TAG.INTEGER, 1, 2])); // [0] EXPLICIT Version v3
 
 function wholeSeconds(d: Date): Date {
   return new Date(Math.floor(d.getTime() / 1000) * 1000);
@@ -67,25 +47,24 @@ function wholeSeconds(d: Date): Date {
 
 /** Builds and signs an X.509 v3 certificate (RFC 5280 §4.1). Returns DER. */
 export function buildCertificate(t: CertificateTemplate, signer: Signer): Buffer {
-  if (t.notAfter.getTime() <= t.notBefore.getTime()) {
+  const notBefore = wholeSeconds(t.notBefore);
+  const notAfter = wholeSeconds(t.notAfter);
+  if (notAfter.getTime() <= notBefore.getTime()) {
     throw new LitebootError('BAD_CERT', 'the certificate would expire before it becomes valid');
   }
-  const sigAlg = algorithmIdentifier(signer.algorithm);
-  const tbs = new TBSCertificate({
-    version: Version.v3,
-    serialNumber: new Uint8Array(serialToDer(t.serial)).buffer,
-    signature: sigAlg,
-    issuer: asnName(t.issuer),
-    // RFC 5280 §4.1.2.5: the Time constructor picks UTCTime through 2049, GeneralizedTime after.
-    validity: new Validity({ notBefore: wholeSeconds(t.notBefore), notAfter: wholeSeconds(t.notAfter) }),
-    subject: asnName(t.subject),
-    subjectPublicKeyInfo: AsnConvert.parse(t.publicKey, SubjectPublicKeyInfo),
-  });
-  if (t.extensions.length > 0) tbs.extensions = new Extensions([...t.extensions]);
-  const tbsDer = new Uint8Array(AsnConvert.serialize(tbs));
-  const signature = signer.sign(tbsDer);
-  const cert = new Certificate({ tbsCertificate: tbs, signatureAlgorithm: sigAlg, signatureValue: new Uint8Array(signature).buffer });
-  return Buffer.from(AsnConvert.serialize(cert));
+  const sigAlg = algorithmDer(signer.algorithm);
+  const serial = serialToDer(t.serial);
+  const tbs = sequence(
+    V3,
+    tlv(TAG.INTEGER, serial),
+    sigAlg,
+    t.issuer instanceof Uint8Array ? t.issuer : encodeName(t.issuer),
+    sequence(time(notBefore), time(notAfter)),
+    t.subject instanceof Uint8Array ? t.subject : encodeName(t.subject),
+    t.publicKey,
+    ...(t.extensions.length > 0 ? [contextConstructed(3, sequence(...t.extensions))] : []),
+  );
+  return sequence(tbs, sigAlg, bitString(signer.sign(tbs)));
 }
 
 /** A parsed certificate, with what liteboot reads from it. */

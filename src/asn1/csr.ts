@@ -1,18 +1,17 @@
 import type { KeyObject } from 'node:crypto';
-import { AsnConvert } from '@peculiar/asn1-schema';
-import { Attributes, CertificationRequest, CertificationRequestInfo } from '@peculiar/asn1-csr';
-import { AlgorithmIdentifier, Extensions, SubjectPublicKeyInfo } from '@peculiar/asn1-x509';
 import { LitebootError } from '../errors.js';
-import { assertSingleSequence } from './der.js';
+import { bitString, content, contextConstructed, decodeOid, DerReader, raw, readTlv, sequence, TAG, tlv } from './der.js';
 import { publicKeyFromSpki, spkiDer } from './keys.js';
-import { fromAsnName, toAsnName, type DistinguishedName, type NameAttribute } from './name.js';
+import { decodeName, encodeName, type DistinguishedName, type NameAttribute } from './name.js';
 import { OID } from './oids.js';
-import { keySigner, verifySignature } from './signer.js';
+import { algorithmDer, keySigner, verifySignature } from './signer.js';
 
 /** A PKCS#10 request (RFC 2986) as liteboot reads it. */
 export interface ParsedCsr {
   der: Buffer;
   subject: NameAttribute[];
+  /** DER of the subject Name as the requester encoded it. */
+  subjectDer: Buffer;
   spki: Buffer;
   publicKey: KeyObject;
   signatureAlgorithm: string;
@@ -22,58 +21,82 @@ export interface ParsedCsr {
   signatureValid: boolean;
 }
 
-/** Parses a DER CSR. Structure errors throw BAD_CSR; the signature is checked, not thrown on. */
+const WHAT = 'the CSR';
+
+/**
+ * Parses a DER CSR strictly (one SEQUENCE, nothing after it, DER lengths). Structure errors
+ * throw BAD_DER/BAD_CSR; the signature is checked and reported, not thrown on.
+ *
+ *   CertificationRequest ::= SEQUENCE { certificationRequestInfo, signatureAlgorithm, signature BIT STRING }
+ *   CertificationRequestInfo ::= SEQUENCE { version INTEGER { v1(0) }, subject Name,
+ *       subjectPKInfo SubjectPublicKeyInfo, attributes [0] IMPLICIT SET OF Attribute }
+ */
 export function parseCsr(der: Uint8Array): ParsedCsr {
-  assertSingleSequence(der, 'the CSR');
-  let req: CertificationRequest;
-  try {
-    req = AsnConvert.parse(der, CertificationRequest);
-  } catch (e) {
-    throw new LitebootError('BAD_CSR', 'the CSR is not a valid PKCS#10 structure', { cause: e });
-  }
-  const info = req.certificationRequestInfo;
-  if (info.version !== 0) throw new LitebootError('BAD_CSR', `the CSR has version ${info.version}; PKCS#10 v1 (0) is the only one`);
-  const raw = req.certificationRequestInfoRaw;
-  if (!raw) throw new LitebootError('BAD_CSR', 'the CSR could not be read');
-  const spki = Buffer.from(AsnConvert.serialize(info.subjectPKInfo));
-  const publicKey = publicKeyFromSpki(spki);
+  const outer = readTlv(der, 0, der.length, WHAT);
+  if (outer.tag !== TAG.SEQUENCE) throw new LitebootError('BAD_CSR', 'the CSR is not a DER SEQUENCE');
+  if (outer.end !== der.length) throw new LitebootError('BAD_CSR', `the CSR has ${der.length - outer.end} bytes of trailing data`);
+  const top = DerReader.of(der, outer, WHAT);
+  const infoT = top.next(TAG.SEQUENCE);
+  const algT = top.next(TAG.SEQUENCE);
+  const sigT = top.next(TAG.BIT_STRING);
+  top.end();
+
+  const info = DerReader.of(der, infoT, WHAT);
+  const version = content(der, info.next(TAG.INTEGER));
+  if (version.length !== 1 || version[0] !== 0) throw new LitebootError('BAD_CSR', 'the CSR version is not v1 (0)');
+  const subjectT = info.next(TAG.SEQUENCE);
+  const subject = decodeName(der, subjectT, WHAT);
+  const spki = Buffer.from(raw(der, info.next(TAG.SEQUENCE)));
   const requested: string[] = [];
-  for (const attr of info.attributes ?? []) {
-    if (attr.type !== OID.extensionRequest) continue;
-    for (const v of attr.values) {
-      try {
-        for (const e of AsnConvert.parse(v, Extensions)) requested.push(e.extnID);
-      } catch {
-        throw new LitebootError('BAD_CSR', 'the CSR has a malformed extensionRequest attribute');
+  // RFC 2986 requires the [0] attributes; some encoders omit an empty set, so accept that too.
+  if (!info.done) {
+    const attrs = DerReader.of(der, info.next(0xa0), WHAT);
+    while (!attrs.done) {
+      const attr = DerReader.of(der, attrs.next(TAG.SEQUENCE), WHAT);
+      const type = decodeOid(content(der, attr.next(TAG.OID)), WHAT);
+      const values = DerReader.of(der, attr.next(TAG.SET), WHAT);
+      attr.end();
+      while (!values.done) {
+        const v = values.next();
+        if (type !== OID.extensionRequest) continue;
+        if (v.tag !== TAG.SEQUENCE) throw new LitebootError('BAD_CSR', 'the CSR has a malformed extensionRequest attribute');
+        const exts = DerReader.of(der, v, WHAT);
+        while (!exts.done) {
+          const e = DerReader.of(der, exts.next(TAG.SEQUENCE), WHAT);
+          requested.push(decodeOid(content(der, e.next(TAG.OID)), WHAT));
+        }
       }
     }
   }
-  const algorithm = req.signatureAlgorithm.algorithm;
+  info.end();
+
+  const alg = DerReader.of(der, algT, WHAT);
+  const algorithm = decodeOid(content(der, alg.next(TAG.OID)), WHAT);
+  if (!alg.done) {
+    const p = alg.next();
+    if (p.tag !== TAG.NULL || p.end !== p.contentStart) throw new LitebootError('UNSUPPORTED_KEY', 'signature algorithm parameters are not supported');
+  }
+  alg.end();
+  const sigBits = content(der, sigT);
+  if (sigBits.length < 2 || sigBits[0] !== 0) throw new LitebootError('BAD_CSR', 'the CSR signature is not a whole number of bytes');
+
+  const publicKey = publicKeyFromSpki(spki);
+  const infoDer = raw(der, infoT);
   return {
     der: Buffer.from(der),
-    subject: fromAsnName(info.subject),
+    subject,
+    subjectDer: Buffer.from(raw(der, subjectT)),
     spki,
     publicKey,
     signatureAlgorithm: algorithm,
     requestedExtensions: requested,
-    signatureValid: verifySignature(algorithm, publicKey, new Uint8Array(raw), new Uint8Array(req.signature)),
+    signatureValid: verifySignature(algorithm, publicKey, infoDer, sigBits.subarray(1)),
   };
 }
 
-/** Builds a CSR signed by `privateKey`, with no attributes (the `[0]` set is present and empty). */
+/** Builds a CSR signed by `privateKey`, with an empty attribute set. */
 export function buildCsr(subject: DistinguishedName, privateKey: KeyObject): Buffer {
   const signer = keySigner(privateKey);
-  const info = new CertificationRequestInfo({
-    version: 0,
-    subject: toAsnName(subject),
-    subjectPKInfo: AsnConvert.parse(spkiDer(privateKey), SubjectPublicKeyInfo),
-    attributes: new Attributes(),
-  });
-  const infoDer = new Uint8Array(AsnConvert.serialize(info));
-  const sig = signer.sign(infoDer);
-  const alg = signer.algorithm.nullParameters
-    ? new AlgorithmIdentifier({ algorithm: signer.algorithm.oid, parameters: null })
-    : new AlgorithmIdentifier({ algorithm: signer.algorithm.oid });
-  const req = new CertificationRequest({ certificationRequestInfo: info, signatureAlgorithm: alg, signature: new Uint8Array(sig).buffer });
-  return Buffer.from(AsnConvert.serialize(req));
+  const info = sequence(tlv(TAG.INTEGER, Buffer.from([0])), encodeName(subject), spkiDer(privateKey), contextConstructed(0));
+  return sequence(info, algorithmDer(signer.algorithm), bitString(signer.sign(info)));
 }

@@ -1,39 +1,44 @@
 import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
-import { AsnConvert, OctetString } from '@peculiar/asn1-schema';
+import { AsnConvert } from '@peculiar/asn1-schema';
 import {
   AuthorityKeyIdentifier,
   BasicConstraints,
   ExtendedKeyUsage,
   Extension,
   GeneralName,
-  KeyIdentifier,
   KeyUsage,
   KeyUsageFlags,
   SubjectAlternativeName,
   SubjectKeyIdentifier,
-  SubjectPublicKeyInfo,
 } from '@peculiar/asn1-x509';
+import { DerReader, octetString, oid, readTlv, sequence, TAG, tlv } from './der.js';
 import { EKU_NAMES, EXTENSION_NAMES, OID } from './oids.js';
 
 export { KeyUsageFlags };
 
-function ext(oid: string, critical: boolean, value: unknown): Extension {
-  return new Extension({ extnID: oid, critical, extnValue: new OctetString(AsnConvert.serialize(value)) });
+/** Extension ::= SEQUENCE { extnID, critical BOOLEAN DEFAULT FALSE, extnValue OCTET STRING } */
+function ext(id: string, critical: boolean, value: Uint8Array): Buffer {
+  return critical ? sequence(oid(id), TRUE, octetString(value)) : sequence(oid(id), octetString(value));
+}
+const TRUE = Buffer.from([TAG.BOOLEAN, 1, 0xff]);
+
+/** RFC 5280 §4.2.1.9: critical in CA certificates; we mark it critical everywhere. cA FALSE is the DEFAULT, so omitted. */
+export function basicConstraints(ca: boolean): Buffer {
+  return ext(OID.basicConstraints, true, ca ? sequence(TRUE) : sequence());
 }
 
-/** RFC 5280 §4.2.1.9: critical in CA certificates; we mark it critical everywhere. */
-export function basicConstraints(ca: boolean): Extension {
-  return ext(OID.basicConstraints, true, new BasicConstraints({ cA: ca }));
+/** RFC 5280 §4.2.1.3, a named-bit BIT STRING (X.690 §11.2.2: no trailing zero bits); critical. */
+export function keyUsage(flags: number): Buffer {
+  if (flags <= 0 || flags >= 512) throw new RangeError('key usage flags out of range');
+  const highest = 31 - Math.clz32(flags);
+  const bytes = Buffer.alloc((highest >> 3) + 1);
+  for (let bit = 0; bit <= highest; bit++) if (flags & (1 << bit)) bytes[bit >> 3]! |= 0x80 >> (bit & 7);
+  return ext(OID.keyUsage, true, tlv(TAG.BIT_STRING, Buffer.from([7 - (highest & 7)]), bytes));
 }
 
-/** RFC 5280 §4.2.1.3: conforming CAs SHOULD mark this extension critical. */
-export function keyUsage(flags: number): Extension {
-  return ext(OID.keyUsage, true, new KeyUsage(flags));
-}
-
-export function extKeyUsage(...purposes: string[]): Extension {
-  return ext(OID.extKeyUsage, false, new ExtendedKeyUsage(purposes));
+export function extKeyUsage(...purposes: string[]): Buffer {
+  return ext(OID.extKeyUsage, false, sequence(...purposes.map(oid)));
 }
 
 /**
@@ -41,23 +46,47 @@ export function extKeyUsage(...purposes: string[]): Extension {
  * (excluding tag, length and unused-bits count).
  */
 export function keyIdentifier(spki: Uint8Array): Buffer {
-  const info = AsnConvert.parse(spki, SubjectPublicKeyInfo);
-  return createHash('sha1').update(new Uint8Array(info.subjectPublicKey)).digest();
+  const outer = readTlv(spki, 0, spki.length, 'the public key');
+  const r = DerReader.of(spki, outer, 'the public key');
+  r.next(TAG.SEQUENCE);
+  const bits = r.next(TAG.BIT_STRING);
+  return createHash('sha1').update(spki.subarray(bits.contentStart + 1, bits.end)).digest();
 }
 
-export function subjectKeyIdentifier(keyId: Uint8Array): Extension {
-  return ext(OID.subjectKeyIdentifier, false, new SubjectKeyIdentifier(keyId));
+export function subjectKeyIdentifier(keyId: Uint8Array): Buffer {
+  return ext(OID.subjectKeyIdentifier, false, octetString(keyId));
 }
 
-/** RFC 5280 §4.2.1.1: the issuer's SKI, so paths can be built; absent on a self-signed root. */
-export function authorityKeyIdentifier(issuerKeyId: Uint8Array): Extension {
-  return ext(OID.authorityKeyIdentifier, false, new AuthorityKeyIdentifier({ keyIdentifier: new KeyIdentifier(issuerKeyId) }));
+/** RFC 5280 §4.2.1.1: the issuer's SKI as keyIdentifier [0], so paths can be built; absent on a self-signed root. */
+export function authorityKeyIdentifier(issuerKeyId: Uint8Array): Buffer {
+  return ext(OID.authorityKeyIdentifier, false, sequence(tlv(0x80, issuerKeyId)));
 }
 
-/** SAN entries: an IP address literal becomes an iPAddress, anything else a dNSName. */
-export function subjectAltName(names: readonly string[]): Extension {
-  const general = names.map((n) => (isIP(n) ? new GeneralName({ iPAddress: n }) : new GeneralName({ dNSName: n })));
-  return ext(OID.subjectAltName, false, new SubjectAlternativeName(general));
+/** SAN entries: an IP address literal becomes an iPAddress [7], anything else a dNSName [2]. */
+export function subjectAltName(names: readonly string[]): Buffer {
+  return ext(
+    OID.subjectAltName,
+    false,
+    sequence(...names.map((n) => (isIP(n) ? tlv(0x87, ipBytes(n)) : tlv(0x82, Buffer.from(n, 'ascii'))))),
+  );
+}
+
+function ipBytes(ip: string): Buffer {
+  if (isIP(ip) === 4) return Buffer.from(ip.split('.').map(Number));
+  // Expand IPv6 (with :: and an optional dotted IPv4 tail) to 16 bytes.
+  let text = ip;
+  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
+  if (v4) {
+    const b = v4[1]!.split('.').map(Number);
+    text = text.slice(0, -v4[1]!.length) + `${((b[0]! << 8) | b[1]!).toString(16)}:${((b[2]! << 8) | b[3]!).toString(16)}`;
+  }
+  const [head, tail] = text.split('::') as [string, string | undefined];
+  const h = head ? head.split(':') : [];
+  const t = tail ? tail.split(':') : [];
+  const groups = tail === undefined ? h : [...h, ...Array(8 - h.length - t.length).fill('0'), ...t];
+  const out = Buffer.alloc(16);
+  groups.forEach((g, i) => out.writeUInt16BE(parseInt(g, 16), i * 2));
+  return out;
 }
 
 /** A readable account of one extension, for `inspect` and tests. */

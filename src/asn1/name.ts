@@ -1,5 +1,5 @@
-import { AsnConvert } from '@peculiar/asn1-schema';
-import { AttributeTypeAndValue, AttributeValue, Name, RelativeDistinguishedName } from '@peculiar/asn1-x509';
+import type { Name } from '@peculiar/asn1-x509';
+import { content, decodeOid, decodeString, DerReader, oid, sequence, set, TAG, tlv, type Tlv } from './der.js';
 import { LitebootError } from '../errors.js';
 import { ATTRIBUTE_SHORT_NAMES, OID } from './oids.js';
 
@@ -32,20 +32,32 @@ export function dn(parts: Record<string, string | undefined>): DistinguishedName
 // value allows it (CountryName must be one, RFC 5280 Appendix A) and UTF8String otherwise.
 const PRINTABLE = /^[A-Za-z0-9 '()+,\-./:=?]*$/;
 
-export function toAsnName(name: DistinguishedName): Name {
-  return new Name(
-    name.map((a) => {
+/** DER of a Name: one AttributeTypeAndValue per RDN, in the given order. */
+export function encodeName(name: DistinguishedName): Buffer {
+  return sequence(
+    ...name.map((a) => {
       if (a.value.length === 0) throw new LitebootError('BAD_SUBJECT', `empty value for ${shortName(a.type)}`);
-      const value = PRINTABLE.test(a.value) || a.type === OID.countryName
-        ? new AttributeValue({ printableString: a.value })
-        : new AttributeValue({ utf8String: a.value });
-      return new RelativeDistinguishedName([new AttributeTypeAndValue({ type: a.type, value })]);
+      const tag = PRINTABLE.test(a.value) || a.type === OID.countryName ? TAG.PRINTABLE_STRING : TAG.UTF8_STRING;
+      return set(sequence(oid(a.type), tlv(tag, Buffer.from(a.value, 'utf8'))));
     }),
   );
 }
 
-export function encodeName(name: DistinguishedName): Buffer {
-  return Buffer.from(AsnConvert.serialize(toAsnName(name)));
+/** Reads a DER Name (the TLV `t` in `buf`), flattening multi-valued RDNs in order. */
+export function decodeName(buf: Uint8Array, t: Tlv, what: string): NameAttribute[] {
+  const out: NameAttribute[] = [];
+  const rdns = DerReader.of(buf, t, what);
+  while (!rdns.done) {
+    const members = DerReader.of(buf, rdns.next(TAG.SET), what);
+    while (!members.done) {
+      const atv = DerReader.of(buf, members.next(TAG.SEQUENCE), what);
+      const type = decodeOid(content(buf, atv.next(TAG.OID)), what);
+      const v = atv.next();
+      atv.end();
+      out.push({ type, value: decodeString(v.tag, content(buf, v), what) });
+    }
+  }
+  return out;
 }
 
 /** Flattens a parsed Name; multi-valued RDNs keep their members in order. */

@@ -1,5 +1,6 @@
 import { sign, verify, type KeyObject } from 'node:crypto';
 import { LitebootError } from '../errors.js';
+import { NULL, oid, sequence } from './der.js';
 import { publicKeyOf } from './keys.js';
 import { OID } from './oids.js';
 
@@ -8,6 +9,19 @@ export interface SignatureAlgorithm {
   oid: string;
   /** RFC 4055 §5 puts NULL parameters on RSA PKCS#1 v1.5; RFC 5758 §3.2 omits them on ECDSA. */
   nullParameters: boolean;
+}
+
+const algCache = new Map<string, Buffer>();
+
+/** DER AlgorithmIdentifier for a signature algorithm (cached: one per CA). */
+export function algorithmDer(alg: SignatureAlgorithm): Buffer {
+  const key = `${alg.oid}/${alg.nullParameters}`;
+  let enc = algCache.get(key);
+  if (!enc) {
+    enc = alg.nullParameters ? sequence(oid(alg.oid), NULL) : sequence(oid(alg.oid));
+    algCache.set(key, enc);
+  }
+  return enc;
 }
 
 /**

@@ -58,7 +58,7 @@ function notAfter(notBefore: Date, days: number, cap?: Date): Date {
   return end.getTime() > cap.getTime() ? cap : end;
 }
 
-function issued(issuer: Issuer, subject: DistinguishedName, c: Common, exts: ReturnType<typeof basicConstraints>[]): Buffer {
+function issued(issuer: Issuer, subject: DistinguishedName | Uint8Array, c: Common, exts: readonly Uint8Array[]): Buffer {
   return buildCertificate(
     {
       serial: c.serial,
