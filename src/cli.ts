@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { Builtins, Cli } from 'clipanion';
 import { CakeyGetpubCommand } from './commands/cakey/getpub.js';
 import { InspectCommand } from './commands/inspect.js';
@@ -6,12 +5,13 @@ import { OperatorCreateCommand } from './commands/operator/create.js';
 import { SetupBootstrapCommand } from './commands/setup-bootstrap.js';
 import { SetupCaCommand } from './commands/setup-ca.js';
 import { UpCommand } from './commands/up.js';
+import { ServerStartCommand } from './commands/server/start.js';
+import { version } from './version.js';
 
-const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
 export function makeCli(): Cli {
-  const cli = new Cli({ binaryLabel: 'liteboot', binaryName: 'liteboot', binaryVersion: pkg.version, enableColors: false });
-  for (const c of [SetupCaCommand, SetupBootstrapCommand, CakeyGetpubCommand, InspectCommand, OperatorCreateCommand, UpCommand]) cli.register(c);
+  const cli = new Cli({ binaryLabel: 'liteboot', binaryName: 'liteboot', binaryVersion: version, enableColors: false });
+  for (const c of [SetupCaCommand, SetupBootstrapCommand, CakeyGetpubCommand, InspectCommand, OperatorCreateCommand, UpCommand, ServerStartCommand]) cli.register(c);
   cli.register(Builtins.HelpCommand);
   cli.register(Builtins.VersionCommand);
   return cli;

@@ -1,4 +1,8 @@
+import { readFileSync } from 'node:fs';
 import { hostname as systemHostname } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parse as parseToml } from 'smol-toml';
+import { LitebootError } from './errors.js';
 
 /**
  * Hostname for the set-up and device commands (CLI.md): the first argument, then $CAHOSTNAME,
@@ -8,4 +12,172 @@ export function scriptHostname(arg: string | undefined, env: NodeJS.ProcessEnv):
   if (arg && arg.length > 0) return arg;
   if (env.CAHOSTNAME && env.CAHOSTNAME.length > 0) return env.CAHOSTNAME;
   return systemHostname() || 'localhost';
+}
+
+/** Everything `server start` runs with, resolved once, validated and frozen. */
+export interface ServerConfig {
+  hostname: string;
+  /** Address to listen on; '' means every interface. */
+  listen: string;
+  port: number;
+  mport: number;
+  hubname: string;
+  resourcegroup: string;
+  mqttport: number;
+  requireUuid: boolean;
+  deviceDays: number;
+  certsDir: string;
+  dbPath: string;
+  limits: {
+    bodyBytes: number;
+    uploadBytes: number;
+    headersTimeoutMs: number;
+    requestTimeoutMs: number;
+    keepAliveTimeoutMs: number;
+    handshakeTimeoutMs: number;
+    maxConnections: number;
+    maxHeaderBytes: number;
+  };
+  /** Where the settings came from, for the start-up line. */
+  configFile?: string;
+}
+
+/** Keys of the `[server]` table and their types. */
+const SERVER_KEYS = {
+  hostname: 'string',
+  listen: 'string',
+  port: 'port',
+  mport: 'port',
+  hubname: 'string',
+  resourcegroup: 'string',
+  mqttport: 'port',
+  require_uuid: 'boolean',
+  device_days: 'positive',
+  body_limit: 'positive',
+  headers_timeout: 'seconds',
+  request_timeout: 'seconds',
+  keepalive_timeout: 'seconds',
+  handshake_timeout: 'seconds',
+  max_connections: 'positive',
+} as const;
+type ServerKey = keyof typeof SERVER_KEYS;
+
+/** Values given on the command line; undefined means "not given". */
+export type ServerFlags = Partial<Record<ServerKey, string | number | boolean>>;
+
+function check(key: string, kind: string, v: unknown, where: string): string | number | boolean {
+  const bad = (what: string) => new LitebootError('BAD_CONFIG', `${where}: ${key} must be ${what}, not ${JSON.stringify(typeof v === 'bigint' ? v.toString() : v)}`);
+  const num = typeof v === 'bigint' ? Number(v) : typeof v === 'string' && /^\d+(\.\d+)?$/.test(v) ? Number(v) : v;
+  switch (kind) {
+    case 'string':
+      if (typeof v !== 'string') throw bad('a string');
+      return v;
+    case 'boolean':
+      if (typeof v === 'boolean') return v;
+      if (v === 'true' || v === 'false') return v === 'true';
+      throw bad('true or false');
+    case 'port':
+      if (typeof num !== 'number' || !Number.isInteger(num) || num < 0 || num > 65535) throw bad('a port number (0-65535)');
+      return num;
+    case 'positive':
+      if (typeof num !== 'number' || !Number.isInteger(num) || num < 1) throw bad('a whole number >= 1');
+      return num;
+    case 'seconds':
+      if (typeof num !== 'number' || !(num > 0) || num > 3600) throw bad('a number of seconds (0-3600)');
+      return num;
+    default:
+      throw bad(kind);
+  }
+}
+
+/** Reads `.liteboot.toml`: the given path, else the current directory, then the home directory. */
+function readConfigFile(explicit: string | undefined, cwd: string, home: string | undefined): { path?: string; table: Record<string, unknown> } {
+  const candidates = explicit ? [resolve(cwd, explicit)] : [join(cwd, '.liteboot.toml'), ...(home ? [join(home, '.liteboot.toml')] : [])];
+  for (const path of candidates) {
+    let text: string;
+    try {
+      text = readFileSync(path, 'utf8');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT' && !explicit) continue;
+      throw new LitebootError(explicit ? 'FILE_MISSING' : 'FILE_UNREADABLE', `cannot read the configuration ${path}: ${(e as Error).message}`);
+    }
+    let doc: Record<string, unknown>;
+    try {
+      doc = parseToml(text) as Record<string, unknown>;
+    } catch (e) {
+      throw new LitebootError('BAD_CONFIG', `${path} is not valid TOML: ${(e as Error).message.split('\n')[0]}`);
+    }
+    for (const table of Object.keys(doc)) {
+      if (table !== 'server' && table !== 'cloud') throw new LitebootError('BAD_CONFIG', `${path}: unknown table [${table}] (liteboot reads [server] and [cloud])`);
+    }
+    const server = (doc.server ?? {}) as Record<string, unknown>;
+    if (typeof server !== 'object' || Array.isArray(server)) throw new LitebootError('BAD_CONFIG', `${path}: [server] must be a table`);
+    return { path, table: server };
+  }
+  return { table: {} };
+}
+
+export interface LoadServerConfigOptions {
+  configPath?: string;
+  cwd: string;
+  home?: string;
+  env: NodeJS.ProcessEnv;
+  flags: ServerFlags;
+  certsDir: string;
+  dbPath: string;
+}
+
+/**
+ * Resolves the server configuration (CLI.md "Configuration"): flags over `.liteboot.toml` over
+ * defaults. The hostname: --hostname, the file's hostname, $CAHOSTNAME, the system host name,
+ * `localhost`.
+ */
+export function loadServerConfig(o: LoadServerConfigOptions): ServerConfig {
+  const file = readConfigFile(o.configPath, o.cwd, o.home);
+  const where = file.path ?? 'configuration';
+  const values: Partial<Record<ServerKey, string | number | boolean>> = {};
+  for (const [k, v] of Object.entries(file.table)) {
+    if (!(k in SERVER_KEYS)) {
+      throw new LitebootError('BAD_CONFIG', `${where}: unknown key "${k}" in [server] (known: ${Object.keys(SERVER_KEYS).join(', ')})`);
+    }
+    values[k as ServerKey] = check(k, SERVER_KEYS[k as ServerKey], v, where);
+  }
+  for (const [k, v] of Object.entries(o.flags)) {
+    if (v !== undefined) values[k as ServerKey] = check(k, SERVER_KEYS[k as ServerKey], v, 'command line');
+  }
+  const str = (k: ServerKey, d: string) => (values[k] as string | undefined) ?? d;
+  const num = (k: ServerKey, d: number) => (values[k] as number | undefined) ?? d;
+  const hostname = (values.hostname as string | undefined) || o.env.CAHOSTNAME || systemHostname() || 'localhost';
+  const secs = (k: ServerKey, d: number) => Math.round(num(k, d) * 1000);
+  const cfg: ServerConfig = {
+    hostname,
+    listen: str('listen', ''),
+    port: num('port', 1443),
+    mport: num('mport', 8443),
+    hubname: str('hubname', ''),
+    resourcegroup: str('resourcegroup', ''),
+    mqttport: num('mqttport', 8883),
+    requireUuid: (values.require_uuid as boolean | undefined) ?? true,
+    deviceDays: num('device_days', 365),
+    certsDir: o.certsDir,
+    dbPath: o.dbPath,
+    limits: {
+      bodyBytes: num('body_limit', 16 * 1024),
+      uploadBytes: 4096,
+      headersTimeoutMs: secs('headers_timeout', 10),
+      requestTimeoutMs: secs('request_timeout', 30),
+      keepAliveTimeoutMs: secs('keepalive_timeout', 60),
+      handshakeTimeoutMs: secs('handshake_timeout', 10),
+      maxConnections: num('max_connections', 2048),
+      maxHeaderBytes: 8 * 1024,
+    },
+    configFile: file.path,
+  };
+  if (cfg.port !== 0 && cfg.port === cfg.mport) throw new LitebootError('BAD_CONFIG', `port and mport are both ${cfg.port}; they must differ`);
+  return deepFreeze(cfg);
+}
+
+function deepFreeze<T>(o: T): T {
+  for (const v of Object.values(o as object)) if (v && typeof v === 'object') deepFreeze(v);
+  return Object.freeze(o);
 }

@@ -46,7 +46,7 @@ function wholeSeconds(d: Date): Date {
 }
 
 /** Builds and signs an X.509 v3 certificate (RFC 5280 §4.1). Returns DER. */
-export function buildCertificate(t: CertificateTemplate, signer: Signer): Buffer {
+export async function buildCertificate(t: CertificateTemplate, signer: Signer): Promise<Buffer> {
   const notBefore = wholeSeconds(t.notBefore);
   const notAfter = wholeSeconds(t.notAfter);
   if (notAfter.getTime() <= notBefore.getTime()) {
@@ -64,7 +64,7 @@ export function buildCertificate(t: CertificateTemplate, signer: Signer): Buffer
     t.publicKey,
     ...(t.extensions.length > 0 ? [contextConstructed(3, sequence(...t.extensions))] : []),
   );
-  return sequence(tbs, sigAlg, bitString(signer.sign(tbs)));
+  return sequence(tbs, sigAlg, bitString(await signer.sign(tbs)));
 }
 
 /** A parsed certificate, with what liteboot reads from it. */
@@ -119,7 +119,7 @@ export function parseCertificate(der: Uint8Array): ParsedCertificate {
 }
 
 /** Does `cert` carry a signature by `issuerKey`? */
-export function certificateSignedBy(cert: ParsedCertificate, issuerKey: KeyObject): boolean {
+export function certificateSignedBy(cert: ParsedCertificate, issuerKey: KeyObject): Promise<boolean> {
   return verifySignature(cert.signatureAlgorithm, issuerKey, cert.tbs, cert.signature);
 }
 

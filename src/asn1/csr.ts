@@ -31,7 +31,7 @@ const WHAT = 'the CSR';
  *   CertificationRequestInfo ::= SEQUENCE { version INTEGER { v1(0) }, subject Name,
  *       subjectPKInfo SubjectPublicKeyInfo, attributes [0] IMPLICIT SET OF Attribute }
  */
-export function parseCsr(der: Uint8Array): ParsedCsr {
+export async function parseCsr(der: Uint8Array): Promise<ParsedCsr> {
   const outer = readTlv(der, 0, der.length, WHAT);
   if (outer.tag !== TAG.SEQUENCE) throw new LitebootError('BAD_CSR', 'the CSR is not a DER SEQUENCE');
   if (outer.end !== der.length) throw new LitebootError('BAD_CSR', `the CSR has ${der.length - outer.end} bytes of trailing data`);
@@ -90,13 +90,13 @@ export function parseCsr(der: Uint8Array): ParsedCsr {
     publicKey,
     signatureAlgorithm: algorithm,
     requestedExtensions: requested,
-    signatureValid: verifySignature(algorithm, publicKey, infoDer, sigBits.subarray(1)),
+    signatureValid: await verifySignature(algorithm, publicKey, infoDer, sigBits.subarray(1)),
   };
 }
 
 /** Builds a CSR signed by `privateKey`, with an empty attribute set. */
-export function buildCsr(subject: DistinguishedName, privateKey: KeyObject): Buffer {
+export async function buildCsr(subject: DistinguishedName, privateKey: KeyObject): Promise<Buffer> {
   const signer = keySigner(privateKey);
   const info = sequence(tlv(TAG.INTEGER, Buffer.from([0])), encodeName(subject), spkiDer(privateKey), contextConstructed(0));
-  return sequence(info, algorithmDer(signer.algorithm), bitString(signer.sign(info)));
+  return sequence(info, algorithmDer(signer.algorithm), bitString(await signer.sign(info)));
 }

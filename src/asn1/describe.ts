@@ -64,8 +64,8 @@ export function describeCertificate(der: Uint8Array): Description {
   };
 }
 
-export function describeCsr(der: Uint8Array): Description {
-  const r = parseCsr(der);
+export async function describeCsr(der: Uint8Array): Promise<Description> {
+  const r = await parseCsr(der);
   return {
     kind: 'csr',
     subject: formatName(r.subject),
@@ -96,15 +96,15 @@ function tryPrivateDer(der: Buffer): Description | undefined {
   return undefined;
 }
 
-function describeDer(der: Buffer): Description {
-  const attempts: (() => Description)[] = [
+async function describeDer(der: Buffer): Promise<Description> {
+  const attempts: (() => Description | Promise<Description>)[] = [
     () => describeCertificate(der),
     () => describeCsr(der),
     () => describePublic(publicKeyFromSpki(der)),
   ];
   for (const attempt of attempts) {
     try {
-      return attempt();
+      return await attempt();
     } catch {
       /* not this kind */
     }
@@ -114,7 +114,7 @@ function describeDer(der: Buffer): Description {
   throw new LitebootError('UNRECOGNISED_INPUT', 'not a certificate, CSR or key in PEM or DER');
 }
 
-const PEM_KINDS: Record<string, (der: Buffer) => Description> = {
+const PEM_KINDS: Record<string, (der: Buffer) => Description | Promise<Description>> = {
   CERTIFICATE: describeCertificate,
   'CERTIFICATE REQUEST': describeCsr,
   'NEW CERTIFICATE REQUEST': describeCsr,
@@ -128,7 +128,7 @@ const PEM_KINDS: Record<string, (der: Buffer) => Description> = {
  * Recognises every object in a file (PEM, possibly several blocks, or one DER object).
  * Private keys are described by type and public-key fingerprint only, never their contents.
  */
-export function describeObjects(data: Uint8Array): Description[] {
+export async function describeObjects(data: Uint8Array): Promise<Description[]> {
   if (looksLikePem(data)) {
     const text = Buffer.from(data).toString('utf8');
     const out: Description[] = [];
@@ -137,7 +137,7 @@ export function describeObjects(data: Uint8Array): Description[] {
       const describe = PEM_KINDS[b.label];
       if (!describe) throw new LitebootError('UNRECOGNISED_INPUT', `PEM block "${b.label}" is not something liteboot reads`);
       try {
-        out.push(describe(b.der));
+        out.push(await describe(b.der));
       } catch (e) {
         throw new LitebootError('UNRECOGNISED_INPUT', `the PEM block "${b.label}" does not parse: ${(e as Error).message}`, { cause: e });
       }
@@ -145,5 +145,5 @@ export function describeObjects(data: Uint8Array): Description[] {
     if (out.length === 0) throw new LitebootError('UNRECOGNISED_INPUT', 'no PEM block liteboot reads was found');
     return out;
   }
-  return [describeDer(Buffer.from(data))];
+  return [await describeDer(Buffer.from(data))];
 }

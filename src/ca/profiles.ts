@@ -47,25 +47,26 @@ export function defaultCaCommonName(now: Date): string {
   return `LRC - ${s.slice(0, 4)}${s.slice(5, 7)}${s.slice(8, 10)}${s.slice(11, 13)}${s.slice(14, 16)}${s.slice(17, 19)}`;
 }
 
-function notAfter(notBefore: Date, days: number, cap?: Date): Date {
+/** End of validity: `days` after `notBefore`, never beyond `cap` (the CA's own end). */
+export function validityEnd(notBefore: Date, days: number, cap?: Date): Date {
   if (!Number.isInteger(days) || days < 1) throw new LitebootError('USAGE', `validity must be a whole number of days >= 1, not ${days}`);
   const end = new Date(notBefore.getTime() + days * DAY_MS);
   if (!cap) return end;
   if (cap.getTime() <= notBefore.getTime()) {
-    throw new LitebootError('BAD_CERT', `the CA certificate expired on ${cap.toISOString()}; it can no longer issue certificates`);
+    throw new LitebootError('CA_EXPIRED', `the CA certificate expired on ${cap.toISOString()}; it can no longer issue certificates`);
   }
   // Never valid beyond the CA: a chain is only as long-lived as its issuer.
   return end.getTime() > cap.getTime() ? cap : end;
 }
 
-function issued(issuer: Issuer, subject: DistinguishedName | Uint8Array, c: Common, exts: readonly Uint8Array[]): Buffer {
+async function issued(issuer: Issuer, subject: DistinguishedName | Uint8Array, c: Common, exts: readonly Uint8Array[]): Promise<Buffer> {
   return buildCertificate(
     {
       serial: c.serial,
       issuer: issuer.subjectDer,
       subject,
       notBefore: c.notBefore,
-      notAfter: notAfter(c.notBefore, c.days, issuer.notAfter),
+      notAfter: validityEnd(c.notBefore, c.days, issuer.notAfter),
       publicKey: c.publicKey,
       extensions: [...exts, subjectKeyIdentifier(keyIdentifier(c.publicKey)), authorityKeyIdentifier(issuer.keyId)],
     },
@@ -74,14 +75,14 @@ function issued(issuer: Issuer, subject: DistinguishedName | Uint8Array, c: Comm
 }
 
 /** Self-signed root: CA:TRUE and keyCertSign + cRLSign, both critical; SKI, no AKI. */
-export function caCertificate(o: Common & { subject: DistinguishedName; signer: Signer }): Buffer {
+export async function caCertificate(o: Common & { subject: DistinguishedName; signer: Signer }): Promise<Buffer> {
   return buildCertificate(
     {
       serial: o.serial,
       issuer: o.subject,
       subject: o.subject,
       notBefore: o.notBefore,
-      notAfter: notAfter(o.notBefore, o.days),
+      notAfter: validityEnd(o.notBefore, o.days),
       publicKey: o.publicKey,
       extensions: [
         basicConstraints(true),
@@ -94,7 +95,7 @@ export function caCertificate(o: Common & { subject: DistinguishedName; signer: 
 }
 
 /** TLS server: SAN with the hostname (IP SAN for an address) and any extra names. */
-export function serverCertificate(issuer: Issuer, o: Common & { hostname: string; sans?: readonly string[]; org?: string }): Buffer {
+export function serverCertificate(issuer: Issuer, o: Common & { hostname: string; sans?: readonly string[]; org?: string }): Promise<Buffer> {
   const names = [o.hostname, ...(o.sans ?? [])].filter((n, i, all) => all.indexOf(n) === i);
   return issued(issuer, dn({ O: o.org ?? DEFAULT_ORG, CN: o.hostname }), o, [
     basicConstraints(false),
@@ -104,7 +105,7 @@ export function serverCertificate(issuer: Issuer, o: Common & { hostname: string
   ]);
 }
 
-function clientProfile(issuer: Issuer, subject: DistinguishedName, o: Common): Buffer {
+function clientProfile(issuer: Issuer, subject: DistinguishedName, o: Common): Promise<Buffer> {
   return issued(issuer, subject, o, [
     basicConstraints(false),
     keyUsage(KeyUsageFlags.digitalSignature),
@@ -113,12 +114,12 @@ function clientProfile(issuer: Issuer, subject: DistinguishedName, o: Common): B
 }
 
 /** The shared factory credential that opens the enrolment endpoints. */
-export function bootstrapCertificate(issuer: Issuer, o: Common): Buffer {
+export function bootstrapCertificate(issuer: Issuer, o: Common): Promise<Buffer> {
   return clientProfile(issuer, dn({ O: DEFAULT_ORG, CN: BOOTSTRAP_CN, OU: BOOTSTRAP_OU }), o);
 }
 
 /** An operator's credential: may enrol, read and revoke anything. */
-export function operatorCertificate(issuer: Issuer, o: Common & { cn: string }): Buffer {
+export function operatorCertificate(issuer: Issuer, o: Common & { cn: string }): Promise<Buffer> {
   return clientProfile(issuer, dn({ O: DEFAULT_ORG, CN: o.cn, OU: OPERATOR_OU }), o);
 }
 
@@ -126,6 +127,6 @@ export function operatorCertificate(issuer: Issuer, o: Common & { cn: string }):
  * A device certificate: the subject from the CSR, nothing else from it (requested extensions
  * are ignored: the CA decides usage, API.md improvement 3).
  */
-export function deviceCertificate(issuer: Issuer, o: Common & { subject: DistinguishedName }): Buffer {
+export function deviceCertificate(issuer: Issuer, o: Common & { subject: DistinguishedName }): Promise<Buffer> {
   return clientProfile(issuer, o.subject, o);
 }

@@ -36,7 +36,7 @@ export interface SetupCaOptions {
 }
 
 /** Creates the CA and the TLS server credential. Returns the paths written. */
-export function setupCa(o: SetupCaOptions): string[] {
+export async function setupCa(o: SetupCaOptions): Promise<string[]> {
   const names = [FILES.caCert, FILES.caKey, FILES.serverCert, FILES.serverKey, FILES.caCString];
   const clash = o.certs.existing(names).map((n) => o.certs.path(n));
   if (existsSync(o.dbPath)) clash.push(o.dbPath);
@@ -50,7 +50,7 @@ export function setupCa(o: SetupCaOptions): string[] {
   const caKey = generateKey(o.keyAlgorithm);
   const caSigner = keySigner(caKey);
   const caPub = spkiDer(caKey);
-  const caDer = caCertificate({
+  const caDer = await caCertificate({
     subject: dn({ O: o.org ?? DEFAULT_ORG, CN: o.cn ?? defaultCaCommonName(o.now) }),
     serial: randomSerial(),
     publicKey: caPub,
@@ -63,7 +63,7 @@ export function setupCa(o: SetupCaOptions): string[] {
   const issuer = { subjectDer: ca.subjectDer, notAfter: ca.notAfter, keyId: keyIdentifier(caPub), signer: caSigner };
 
   const serverKey = generateKey(o.keyAlgorithm);
-  const serverDer = serverCertificate(issuer, {
+  const serverDer = await serverCertificate(issuer, {
     hostname: o.hostname,
     sans: o.sans,
     org: o.org,
@@ -98,7 +98,7 @@ export interface SetupBootstrapOptions {
 }
 
 /** Creates the shared bootstrap credential and its C-source copies. */
-export function setupBootstrap(o: SetupBootstrapOptions): string[] {
+export async function setupBootstrap(o: SetupBootstrapOptions): Promise<string[]> {
   const names = [FILES.bootstrapCert, FILES.bootstrapKey, FILES.bootstrapCString, FILES.bootstrapKeyC];
   const clash = o.certs.existing(names);
   if (clash.length > 0) {
@@ -109,7 +109,7 @@ export function setupBootstrap(o: SetupBootstrapOptions): string[] {
   }
   const ca = o.certs.loadCa();
   const key = generateKey(o.keyAlgorithm);
-  const der = bootstrapCertificate(ca.issuer, { serial: randomSerial(), publicKey: spkiDer(key), notBefore: o.now, days: o.days ?? 3650 });
+  const der = await bootstrapCertificate(ca.issuer, { serial: randomSerial(), publicKey: spkiDer(key), notBefore: o.now, days: o.days ?? 3650 });
   const pem = toPem('CERTIFICATE', der);
   return o.certs.writeNew([
     { name: FILES.bootstrapKey, data: privateKeyToPem(key), mode: KEY_MODE },
@@ -127,13 +127,13 @@ export interface MakeOperatorOptions {
 }
 
 /** An operator credential `OPERATOR-<name>.crt/.key` (OU `LinaroCA Operator Cert`). */
-export function makeOperator(o: MakeOperatorOptions): string[] {
+export async function makeOperator(o: MakeOperatorOptions): Promise<string[]> {
   if (!/^[A-Za-z0-9._-]{1,64}$/.test(o.name)) {
     throw new LitebootError('USAGE', `operator name "${o.name}" must be 1-64 letters, digits, dots, dashes or underscores`);
   }
   const ca = o.certs.loadCa();
   const key = generateKey('P-256');
-  const der = operatorCertificate(ca.issuer, { cn: o.name, serial: randomSerial(), publicKey: spkiDer(key), notBefore: o.now, days: o.days ?? 365 });
+  const der = await operatorCertificate(ca.issuer, { cn: o.name, serial: randomSerial(), publicKey: spkiDer(key), notBefore: o.now, days: o.days ?? 365 });
   return o.certs.writeNew([
     { name: `OPERATOR-${o.name}.key`, data: privateKeyToPem(key), mode: KEY_MODE },
     { name: `OPERATOR-${o.name}.crt`, data: toPem('CERTIFICATE', der), mode: PUBLIC_MODE },

@@ -28,7 +28,7 @@ export class InspectCommand extends BaseCommand {
     const results: { file: string; objects?: Description[]; error?: string }[] = [];
     for (const file of this.files) {
       try {
-        results.push({ file, objects: describeObjects(this.readInput(file)) });
+        results.push({ file, objects: await describeObjects(this.readInput(file)) });
       } catch (e) {
         if (!(e instanceof LitebootError)) throw e;
         results.push({ file, error: e.message });

@@ -24,7 +24,7 @@ export class SetupBootstrapCommand extends BaseCommand {
   keyType = Option.String('--key-type', 'p256', { description: 'p256 or p384' });
 
   protected async run(): Promise<void> {
-    const written = setupBootstrap({
+    const written = await setupBootstrap({
       certs: this.certsDir(),
       days: positiveInt(this.days, '--days'),
       keyAlgorithm: keyAlgorithm(this.keyType),

@@ -36,7 +36,7 @@ export class SetupCaCommand extends BaseCommand {
   db = Option.String('--db', 'CADB.db', { description: 'The database path (refused if it exists)' });
 
   protected async run(): Promise<void> {
-    const written = setupCa({
+    const written = await setupCa({
       certs: this.certsDir(),
       dbPath: resolve(this.db),
       hostname: scriptHostname(this.hostname, process.env),

@@ -1,18 +1,17 @@
 import { Option } from 'clipanion';
-import { resolve } from 'node:path';
 import { FILES } from '../ca/certs-dir.js';
 import { setupBootstrap, setupCa } from '../ca/setup.js';
-import { BaseCommand } from './base.js';
+import { ServerStartCommand, serve } from './server/start.js';
 
-export class UpCommand extends BaseCommand {
+export class UpCommand extends ServerStartCommand {
   static override paths = [['up']];
-  static override usage = BaseCommand.Usage({
+  static override usage = ServerStartCommand.Usage({
     category: 'Server',
     description: 'set up what is missing, then start the server (the quick start)',
     details: `
-      For a first run on a laptop: creates the CA and server certificate (\`setup-ca\`) and the
-      bootstrap credential (\`setup-bootstrap\`) in the certs directory if they are not there yet,
-      then starts the server. Existing files are used as they are, never replaced.
+      For a first run: creates the CA and server certificate (\`setup-ca\`, for the hostname) and the
+      bootstrap credential (\`setup-bootstrap\`) in the certs directory if they are not there yet, then
+      runs \`server start\` with the same options. Existing files are used as they are, never replaced.
     `,
     examples: [
       ['Quick start on localhost', '$0 up'],
@@ -20,19 +19,17 @@ export class UpCommand extends BaseCommand {
     ],
   });
 
-  hostname = Option.String('--hostname', 'localhost', { description: 'Host name for a new server certificate (default localhost)' });
-  db = Option.String('--db', 'CADB.db', { description: 'The database path' });
+  override hostname = Option.String('--hostname', 'localhost', { description: 'Host name for the server (and a new server certificate)' });
 
-  protected async run(): Promise<number> {
+  protected override async run(): Promise<number> {
+    const config = this.resolveConfig();
     const certs = this.certsDir();
     if (!certs.has(FILES.caCert)) {
-      for (const p of setupCa({ certs, dbPath: resolve(this.db), hostname: this.hostname, now: new Date() })) this.print(`wrote ${p}`);
+      for (const p of await setupCa({ certs, dbPath: config.dbPath, hostname: config.hostname, now: new Date() })) this.print(`wrote ${p}`);
     }
     if (!certs.has(FILES.bootstrapCert)) {
-      for (const p of setupBootstrap({ certs, now: new Date() })) this.print(`wrote ${p}`);
+      for (const p of await setupBootstrap({ certs, now: new Date() })) this.print(`wrote ${p}`);
     }
-    this.print(`CA and bootstrap credential ready in ${certs.dir}.`);
-    this.print('The server (`liteboot server start`) is not part of this build yet; set-up stops here.');
-    return 0;
+    return serve(config, this.context.stdout);
   }
 }

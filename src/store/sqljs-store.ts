@@ -7,7 +7,7 @@ import { LitebootError } from '../errors.js';
 import { fsyncDir, JournalWriter, listSegments, readSegment, removeFile, segmentPath, truncateSegment, type JournalRecord } from './journal.js';
 import { WriterLock } from './lock.js';
 import { createBaseSchema, GO_SCHEMA_VERSION, pendingMigrations, runMigrations, schemaVersion } from './schema.js';
-import type { CertificateRecord, DeviceSummary, IssuedCertificate, Registration, RegistrationStatus, Store } from './types.js';
+import type { CertificateRecord, DeviceSummary, IssuedCertificate, Registration, RegistrationStatus, Revocation, Store } from './types.js';
 
 export interface OpenStoreOptions {
   /** Path of CADB.db. */
@@ -74,6 +74,7 @@ export class SqlJsStore implements Store {
   private compacting: Promise<void> | undefined;
   private closed = false;
   private snapshotBytes = 0;
+  private txnOpen = false;
 
   private constructor(
     private readonly db: Database,
@@ -287,6 +288,13 @@ export class SqlJsStore implements Store {
     if (!this.journal) return Promise.reject(new LitebootError('DB_READONLY', `${this.path} is open read-only`));
     if (this.closed) return Promise.reject(new LitebootError('DB_IO', 'the database is closed'));
     if (this.journal.failed) return Promise.reject(this.journal.failed);
+    if (!this.txnOpen) {
+      // Changes made in one turn of the event loop share one SQLite transaction: sql.js writes
+      // every commit's pages into its in-memory file, which costs more than the insert itself.
+      this.db.run('BEGIN');
+      this.txnOpen = true;
+      setImmediate(() => this.endTransaction());
+    }
     this.apply(op); // throws (and journals nothing) if the change violates a constraint
     const rec = op as unknown as JournalRecord;
     rec.seq = ++this.seq;
@@ -347,8 +355,12 @@ export class SqlJsStore implements Store {
     );
   }
 
-  async revokedSerials(): Promise<bigint[]> {
-    return this.all('SELECT CAST(serial AS TEXT) FROM certs WHERE valid = 0', []).map((r) => BigInt(String(r[0])));
+  async revocations(): Promise<Revocation[]> {
+    return this.all('SELECT CAST(serial AS TEXT), revoked_at, revoke_reason FROM certs WHERE valid = 0 ORDER BY rowid', []).map((r) => ({
+      serial: BigInt(String(r[0])),
+      revokedAt: typeof r[1] === 'number' ? new Date(r[1]) : undefined,
+      reason: typeof r[2] === 'number' ? r[2] : undefined,
+    }));
   }
 
   async maxSerial(): Promise<bigint> {
@@ -404,8 +416,15 @@ export class SqlJsStore implements Store {
     return { certificates: Number(c?.[0] ?? 0), devices: Number(d?.[0] ?? 0) };
   }
 
+  private endTransaction(): void {
+    if (!this.txnOpen) return;
+    this.txnOpen = false;
+    this.db.run('COMMIT');
+  }
+
   /** Serialises the database with the journal position it includes. */
   private exportWithSeq(): Uint8Array {
+    this.endTransaction();
     this.run('INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)', [JOURNAL_SEQ_KEY, String(this.seq)]);
     const bytes = this.db.export();
     SqlJsStore.tune(this.db); // export() reopens the database and resets pragmas
@@ -476,6 +495,7 @@ export class SqlJsStore implements Store {
       if (!this.journal.failed) removeFile(this.journal.segmentPath);
     }
     this.closed = true;
+    this.endTransaction();
     for (const s of this.statements.values()) s.free();
     this.statements.clear();
     this.db.close();

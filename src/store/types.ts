@@ -40,6 +40,13 @@ export interface CertificateRecord extends IssuedCertificate {
   revokeReason?: number;
 }
 
+export interface Revocation {
+  serial: bigint;
+  /** Unknown for rows the original server marked invalid. */
+  revokedAt?: Date;
+  reason?: number;
+}
+
 export interface DeviceSummary {
   id: string;
   certificates: number;
@@ -55,8 +62,8 @@ export interface Store {
   findBySerial(serial: bigint): Promise<CertificateRecord | undefined>;
   /** Unrevoked serials of a device (compared in lower case), oldest first. */
   validSerials(deviceId: string): Promise<bigint[]>;
-  /** Every revoked serial, for CRLs and the TLS listener. */
-  revokedSerials(): Promise<bigint[]>;
+  /** Every revoked certificate, for CRLs and the TLS listeners. */
+  revocations(): Promise<Revocation[]>;
   /** The largest serial recorded (0 when empty), so new serials stay unique across restarts. */
   maxSerial(): Promise<bigint>;
   listDevices(): Promise<DeviceSummary[]>;

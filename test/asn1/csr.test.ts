@@ -27,38 +27,38 @@ function opensslCsr(name: string, keyArgs: string[], extra: string[] = []): Buff
 }
 
 for (const [name, args] of KEYS) {
-  test(`an openssl-made ${name} CSR parses and its signature verifies`, () => {
+  test(`an openssl-made ${name} CSR parses and its signature verifies`, async () => {
     const der = opensslCsr(name, args);
-    const csr = parseCsr(der);
+    const csr = await parseCsr(der);
     assert.equal(csr.signatureValid, true);
     assert.equal(formatName(csr.subject), 'CN=56d38f73-3f6f-4a59-86bc-d315a1ccc634,OU=Signing,O=Test Vendor');
   });
 }
 
-test('a CSR with one flipped signature byte is rejected', () => {
+test('a CSR with one flipped signature byte is rejected', async () => {
   const der = opensslCsr('flip', KEYS[0]![1]);
   const bad = Buffer.from(der);
   bad[bad.length - 5]! ^= 0x01; // inside the signature's INTEGER s
-  assert.equal(parseCsr(bad).signatureValid, false);
-  assert.equal(parseCsr(der).signatureValid, true);
+  assert.equal((await parseCsr(bad)).signatureValid, false);
+  assert.equal((await parseCsr(der)).signatureValid, true);
 });
 
-test('a CSR whose subject was altered after signing is rejected', () => {
+test('a CSR whose subject was altered after signing is rejected', async () => {
   const der = opensslCsr('alter', KEYS[0]![1]);
   const bad = Buffer.from(der);
   const at = bad.indexOf(Buffer.from('Test Vendor'));
   bad[at] = 'B'.charCodeAt(0);
-  assert.equal(parseCsr(bad).signatureValid, false);
+  assert.equal((await parseCsr(bad)).signatureValid, false);
 });
 
-test('requested extensions are read (so policy can ignore them)', () => {
+test('requested extensions are read (so policy can ignore them)', async () => {
   const der = opensslCsr('exts', KEYS[0]![1], ['-addext', 'basicConstraints=critical,CA:TRUE']);
-  assert.deepEqual(parseCsr(der).requestedExtensions, [OID.basicConstraints]);
+  assert.deepEqual((await parseCsr(der)).requestedExtensions, [OID.basicConstraints]);
 });
 
-test('our CSRs pass openssl req -verify', () => {
+test('our CSRs pass openssl req -verify', async () => {
   for (const alg of ['P-256', 'P-384'] as const) {
-    const der = buildCsr(dn({ O: 'Test Vendor', CN: 'c0ffee00-0000-4000-8000-000000000000', OU: 'Signing' }), generateKey(alg));
+    const der = await buildCsr(dn({ O: 'Test Vendor', CN: 'c0ffee00-0000-4000-8000-000000000000', OU: 'Signing' }), generateKey(alg));
     const f = join(tmp.dir, `ours-${alg}.csr`);
     writeFileSync(f, toPem('CERTIFICATE REQUEST', der));
     const r = openssl(['req', '-in', f, '-verify', '-noout', '-subject']);
@@ -68,8 +68,8 @@ test('our CSRs pass openssl req -verify', () => {
   }
 });
 
-test('malformed input gives BAD_DER or BAD_CSR, never a crash', () => {
-  const good = buildCsr(dn({ CN: 'x' }), generateKey());
+test('malformed input gives BAD_DER or BAD_CSR, never a crash', async () => {
+  const good = await buildCsr(dn({ CN: 'x' }), generateKey());
   const cases: Buffer[] = [
     Buffer.alloc(0),
     Buffer.from([0x30]),
@@ -80,6 +80,6 @@ test('malformed input gives BAD_DER or BAD_CSR, never a crash', () => {
     Buffer.from([0x30, 0x03, 0x02, 0x01, 0x00]),
   ];
   for (const c of cases) {
-    assert.throws(() => parseCsr(c), (e: Error & { code?: string }) => ['BAD_DER', 'BAD_CSR', 'UNSUPPORTED_KEY'].includes(e.code ?? ''), c.toString('hex'));
+    await assert.rejects(() => parseCsr(c), (e: Error & { code?: string }) => ['BAD_DER', 'BAD_CSR', 'UNSUPPORTED_KEY'].includes(e.code ?? ''), c.toString('hex'));
   }
 });

@@ -18,7 +18,7 @@ after(tmp.cleanup);
 
 const now = new Date('2030-06-01T12:00:00Z');
 const caKey = generateKey();
-const caDer = caCertificate({ subject: dn({ O: 'Linaro, LTD', CN: 'LRC - 20300601120000' }), serial: 77n, publicKey: spkiDer(caKey), notBefore: now, days: 3650, signer: keySigner(caKey) });
+const caDer = await caCertificate({ subject: dn({ O: 'Linaro, LTD', CN: 'LRC - 20300601120000' }), serial: 77n, publicKey: spkiDer(caKey), notBefore: now, days: 3650, signer: keySigner(caKey) });
 const ca = parseCertificate(caDer);
 const issuer: Issuer = { subjectDer: ca.subjectDer, notAfter: ca.notAfter, keyId: keyIdentifier(spkiDer(caKey)), signer: keySigner(caKey) };
 const caFile = join(tmp.dir, 'CA.crt');
@@ -44,7 +44,7 @@ function verify(file: string): void {
 
 const k = () => spkiDer(generateKey());
 
-test('CA profile: v3, CA:TRUE and keyCertSign+cRLSign critical, SKI, no AKI', () => {
+test('CA profile: v3, CA:TRUE and keyCertSign+cRLSign critical, SKI, no AKI', async () => {
   assert.equal(extensionsText(caFile), [
     'X509v3 extensions:',
     'X509v3 Basic Constraints: critical', 'CA:TRUE',
@@ -54,8 +54,8 @@ test('CA profile: v3, CA:TRUE and keyCertSign+cRLSign critical, SKI, no AKI', ()
   assert.equal(ca.version, 3);
 });
 
-test('SERVER profile: SAN (DNS and IP), digitalSignature critical, serverAuth, CA:FALSE critical', () => {
-  const f = save('server.crt', serverCertificate(issuer, { hostname: 'ca.example.net', sans: ['127.0.0.1', 'ca'], serial: 5n, publicKey: k(), notBefore: now, days: 365 }));
+test('SERVER profile: SAN (DNS and IP), digitalSignature critical, serverAuth, CA:FALSE critical', async () => {
+  const f = save('server.crt', await serverCertificate(issuer, { hostname: 'ca.example.net', sans: ['127.0.0.1', 'ca'], serial: 5n, publicKey: k(), notBefore: now, days: 365 }));
   verify(f);
   assert.equal(extensionsText(f), [
     'X509v3 extensions:',
@@ -78,8 +78,8 @@ const CLIENT_EXTS = [
   'X509v3 Authority Key Identifier:', '<keyid>',
 ].join('\n');
 
-test('BOOTSTRAP profile: the bootstrap subject, clientAuth, CA:FALSE critical', () => {
-  const f = save('bootstrap.crt', bootstrapCertificate(issuer, { serial: 6n, publicKey: k(), notBefore: now, days: 365 }));
+test('BOOTSTRAP profile: the bootstrap subject, clientAuth, CA:FALSE critical', async () => {
+  const f = save('bootstrap.crt', await bootstrapCertificate(issuer, { serial: 6n, publicKey: k(), notBefore: now, days: 365 }));
   verify(f);
   assert.equal(extensionsText(f), CLIENT_EXTS);
   assert.match(openssl(['x509', '-in', f, '-noout', '-subject']).stdout, /subject=O = "Linaro, LTD", CN = bootstrap-register-1, OU = LinaroCA Bootstrap Cert/);
@@ -88,40 +88,40 @@ test('BOOTSTRAP profile: the bootstrap subject, clientAuth, CA:FALSE critical', 
   assert.match(p, /SSL server : No/);
 });
 
-test('operator profile carries the operator OU', () => {
-  const f = save('operator.crt', operatorCertificate(issuer, { cn: 'alice', serial: 8n, publicKey: k(), notBefore: now, days: 30 }));
+test('operator profile carries the operator OU', async () => {
+  const f = save('operator.crt', await operatorCertificate(issuer, { cn: 'alice', serial: 8n, publicKey: k(), notBefore: now, days: 30 }));
   verify(f);
   assert.match(openssl(['x509', '-in', f, '-noout', '-subject']).stdout, /CN = alice, OU = LinaroCA Operator Cert/);
 });
 
-test('device profile: subject from the CSR, nothing else from it; 1 year; AKI = CA SKI', () => {
-  const csr = parseCsr(buildCsr(dn({ O: 'Test Vendor', CN: '56d38f73-3f6f-4a59-86bc-d315a1ccc634', OU: 'Signing' }), generateKey()));
-  const f = save('device.crt', deviceCertificate(issuer, { subject: csr.subject, serial: 1795721654822870144n, publicKey: csr.spki, notBefore: now, days: 365 }));
+test('device profile: subject from the CSR, nothing else from it; 1 year; AKI = CA SKI', async () => {
+  const csr = await parseCsr(await buildCsr(dn({ O: 'Test Vendor', CN: '56d38f73-3f6f-4a59-86bc-d315a1ccc634', OU: 'Signing' }), generateKey()));
+  const f = save('device.crt', await deviceCertificate(issuer, { subject: csr.subject, serial: 1795721654822870144n, publicKey: csr.spki, notBefore: now, days: 365 }));
   verify(f);
   assert.equal(extensionsText(f), CLIENT_EXTS);
-  const d = parseCertificate(deviceCertificate(issuer, { subject: csr.subject, serial: 9n, publicKey: csr.spki, notBefore: now, days: 365 }));
+  const d = parseCertificate(await deviceCertificate(issuer, { subject: csr.subject, serial: 9n, publicKey: csr.spki, notBefore: now, days: 365 }));
   assert.equal(d.notAfter.getTime() - d.notBefore.getTime(), 365 * 86_400_000);
   assert.deepEqual(d.issuerDer, ca.subjectDer);
 });
 
-test('no issued certificate is valid beyond the CA', () => {
+test('no issued certificate is valid beyond the CA', async () => {
   const late = new Date(ca.notAfter.getTime() - 10 * 86_400_000);
-  const d = parseCertificate(deviceCertificate(issuer, { subject: dn({ CN: 'x' }), serial: 10n, publicKey: k(), notBefore: late, days: 365 }));
+  const d = parseCertificate(await deviceCertificate(issuer, { subject: dn({ CN: 'x' }), serial: 10n, publicKey: k(), notBefore: late, days: 365 }));
   assert.equal(d.notAfter.getTime(), ca.notAfter.getTime());
-  assert.throws(
+  await assert.rejects(
     () => deviceCertificate(issuer, { subject: dn({ CN: 'x' }), serial: 11n, publicKey: k(), notBefore: new Date(ca.notAfter.getTime() + 1000), days: 1 }),
     /expired/,
   );
 });
 
-test('a CA made by the original Go tool loads (EC PARAMETERS + SEC1 key) and signs certificates openssl accepts', () => {
+test('a CA made by the original Go tool loads (EC PARAMETERS + SEC1 key) and signs certificates openssl accepts', async () => {
   const dir = join(tmp.dir, 'go');
   cpSync(join(FIXTURE, 'certs'), dir, { recursive: true });
   const goCa = new CertsDir(dir).loadCa();
   // The fixture CA is valid 2026-11-26 .. 2027-11-26; issue inside that window, whatever today is.
   const at = new Date('2027-03-01T00:00:00Z');
-  const csr = parseCsr(buildCsr(dn({ O: 'Test Vendor', CN: '3e100bab-74d5-472d-a213-dae9e38160e6' }), generateKey()));
-  const der = deviceCertificate(goCa.issuer, { subject: csr.subject, serial: 1795722176495076999n, publicKey: csr.spki, notBefore: at, days: 365 });
+  const csr = await parseCsr(await buildCsr(dn({ O: 'Test Vendor', CN: '3e100bab-74d5-472d-a213-dae9e38160e6' }), generateKey()));
+  const der = await deviceCertificate(goCa.issuer, { subject: csr.subject, serial: 1795722176495076999n, publicKey: csr.spki, notBefore: at, days: 365 });
   const f = save('go-device.crt', der);
   const r = openssl(['verify', '-attime', String(at.getTime() / 1000 + 60), '-CAfile', join(dir, 'CA.crt'), f]);
   assert.equal(r.code, 0, r.stdout + r.stderr);
@@ -131,7 +131,7 @@ test('a CA made by the original Go tool loads (EC PARAMETERS + SEC1 key) and sig
   assert.match(openssl(['x509', '-in', f, '-noout', '-ext', 'authorityKeyIdentifier']).stdout, /83:71:A8:63:76:BE:9E:90:35:D8:62:47:77:82:4E:FD:0F:80:BF:CB/);
 });
 
-test('a CA key that does not match the certificate is refused', () => {
+test('a CA key that does not match the certificate is refused', async () => {
   const dir = join(tmp.dir, 'mismatch');
   cpSync(join(FIXTURE, 'certs'), dir, { recursive: true });
   cpSync(join(dir, 'SERVER.key'), join(dir, 'CA.key'));

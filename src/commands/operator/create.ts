@@ -18,7 +18,7 @@ export class OperatorCreateCommand extends BaseCommand {
   days = Option.String('--days', { description: 'Validity in days (default 365)' });
 
   protected async run(): Promise<void> {
-    const written = makeOperator({ certs: this.certsDir(), name: this.name, days: positiveInt(this.days, '--days'), now: new Date() });
+    const written = await makeOperator({ certs: this.certsDir(), name: this.name, days: positiveInt(this.days, '--days'), now: new Date() });
     for (const p of written) this.print(`wrote ${p}`);
   }
 }

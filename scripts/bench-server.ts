@@ -1,0 +1,187 @@
+/**
+ * Server benchmark (issue 4): POST /api/v1/cr with CBOR bodies from 8 concurrent clients using
+ * the bootstrap certificate, every response checked; keep-alive connections, then a new TLS
+ * connection per request (as a device does); on an empty store, then with 100k certificates
+ * already recorded. The server runs as a separate process (`liteboot server start`).
+ *
+ *   node dist/scripts/bench-server.js [--seconds 10] [--clients 8] [--prefill 100000]
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { Agent, request } from 'node:https';
+import { createSecureContext } from 'node:tls';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { buildCsr } from '../src/asn1/csr.js';
+import { generateKey } from '../src/asn1/keys.js';
+import { dn } from '../src/asn1/name.js';
+import { CertsDir } from '../src/ca/certs-dir.js';
+import { setupBootstrap, setupCa } from '../src/ca/setup.js';
+import { openStore } from '../src/store/sqljs-store.js';
+
+const args = process.argv.slice(2);
+const opt = (name: string, dflt: number) => {
+  const i = args.indexOf(name);
+  return i >= 0 ? Number(args[i + 1]) : dflt;
+};
+const SECONDS = opt('--seconds', 10);
+const CLIENTS = opt('--clients', 8);
+const PREFILL = opt('--prefill', 100_000);
+const MODES = (args.includes('--modes') ? args[args.indexOf('--modes') + 1]! : 'keepalive,newconn').split(',');
+const STAGES = (args.includes('--stages') ? args[args.indexOf('--stages') + 1]! : 'empty,prefilled').split(',');
+const BIN = fileURLToPath(new URL('../../bin/liteboot.js', import.meta.url));
+
+function cborBody(der: Buffer): Buffer {
+  const head = Buffer.from([0x81, 0x59, der.length >> 8, der.length & 0xff]);
+  return Buffer.concat([head, der]);
+}
+
+/** CSRs made before timing starts, so the load generator spends its CPU on requests. */
+async function csrPool(n: number): Promise<Buffer[]> {
+  const keys = Array.from({ length: 16 }, () => generateKey());
+  return Promise.all(Array.from({ length: n }, async (_, i) => cborBody(await buildCsr(dn({ O: 'Test Vendor', OU: 'Signing', CN: randomUUID() }), keys[i % keys.length]!))));
+}
+
+async function startServer(dir: string): Promise<{ child: ChildProcess; port: number }> {
+  const child = spawn(process.execPath, [...(process.env.BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROFILE] : []), BIN, 'server', 'start', '--hostname', 'localhost', '--listen', '127.0.0.1', '-p', '0', '-m', '0'], {
+    cwd: dir,
+    stdio: ['ignore', 'pipe', 'ignore'],
+    env: { ...process.env, ...(process.env.BENCH_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS } : {}) },
+  });
+  const port = await new Promise<number>((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /https:\/\/[^:]+:(\d+)\//.exec(out);
+      if (m) resolve(Number(m[1]));
+    });
+    child.once('exit', (c) => reject(new Error(`server exited (${c}): ${out}`)));
+  });
+  return { child, port };
+}
+
+async function stopServer(child: ChildProcess): Promise<void> {
+  child.kill('SIGTERM');
+  await new Promise((r) => child.once('exit', r));
+}
+
+interface Result {
+  ok: number;
+  errors: number;
+  seconds: number;
+  latencies: number[];
+}
+
+async function load(port: number, tlsFiles: { ca: Buffer; cert: Buffer; key: Buffer }, pool: Buffer[], keepAlive: boolean): Promise<Result> {
+  // One secure context for every connection: building one per connection would dominate the client's cost.
+  const tls = { secureContext: createSecureContext(tlsFiles) };
+  const end = performance.now() + SECONDS * 1000;
+  let next = 0;
+  const r: Result = { ok: 0, errors: 0, seconds: SECONDS, latencies: [] };
+  const client = async () => {
+    const agent = keepAlive ? new Agent({ keepAlive: true, maxSockets: 1, ...tls }) : undefined;
+    while (performance.now() < end) {
+      const body = pool[next++ % pool.length]!;
+      const t0 = performance.now();
+      try {
+        const { status, data } = await new Promise<{ status: number; data: Buffer }>((resolve, reject) => {
+          const req = request(
+            {
+              host: '127.0.0.1',
+              servername: 'localhost',
+              port,
+              path: '/api/v1/cr',
+              method: 'POST',
+              headers: { 'Content-Type': 'application/cbor', 'Content-Length': body.length, ...(keepAlive ? {} : { Connection: 'close' }) },
+              ...(agent ? { agent } : { agent: false, ...tls }),
+            },
+            (res) => {
+              const chunks: Buffer[] = [];
+              res.on('data', (c: Buffer) => chunks.push(c));
+              res.on('end', () => resolve({ status: res.statusCode ?? 0, data: Buffer.concat(chunks) }));
+              res.on('error', reject);
+            },
+          );
+          req.on('error', reject);
+          req.end(body);
+        });
+        // Checked: 200, `a2 01 00 02 59 LLLL` and a DER SEQUENCE of exactly that length.
+        const len = data.length >= 7 ? data.readUInt16BE(5) : -1;
+        if (status === 200 && data[0] === 0xa2 && data[1] === 1 && data[2] === 0 && data[3] === 2 && data[4] === 0x59 && len === data.length - 7 && data[7] === 0x30) {
+          r.ok++;
+          r.latencies.push(performance.now() - t0);
+        } else {
+          r.errors++;
+        }
+      } catch {
+        r.errors++;
+      }
+    }
+    agent?.destroy();
+  };
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: CLIENTS }, client));
+  r.seconds = (performance.now() - t0) / 1000;
+  return r;
+}
+
+function cpuSeconds(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100; // utime + stime, in clock ticks
+}
+
+function report(label: string, r: Result): number {
+  const l = r.latencies.sort((a, b) => a - b);
+  const q = (p: number) => (l.length ? l[Math.min(l.length - 1, Math.floor(p * l.length))]!.toFixed(1) : '-');
+  const rate = r.ok / r.seconds;
+  console.log(`${label}: ${rate.toFixed(0)} certificates/s, ${r.ok} ok, ${r.errors} errors, latency p50 ${q(0.5)} ms, p99 ${q(0.99)} ms`);
+  return rate;
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'liteboot-bench-server-'));
+try {
+  const certs = new CertsDir(join(dir, 'certs'));
+  await setupCa({ certs, dbPath: join(dir, 'CADB.db'), hostname: 'localhost', now: new Date() });
+  await setupBootstrap({ certs, now: new Date() });
+  const tls = { ca: readFileSync(certs.path('CA.crt')), cert: readFileSync(certs.path('BOOTSTRAP.crt')), key: readFileSync(certs.path('BOOTSTRAP.key')) };
+  console.log(`making a pool of CSRs ...`);
+  const pool = await csrPool(20_000);
+  const rates: Record<string, number> = {};
+  for (const stage of (['empty', 'prefilled'] as const).filter((s) => STAGES.includes(s))) {
+    if (stage === 'prefilled') {
+      const store = await openStore({ path: join(dir, 'CADB.db') });
+      const have = (await store.stats()).certificates;
+      const der = Buffer.alloc(470, 0x5a);
+      let serial = (await store.maxSerial()) + 1n;
+      for (let n = have; n < PREFILL; n += 512) {
+        await Promise.all(
+          Array.from({ length: Math.min(512, PREFILL - n) }, () =>
+            store.recordIssued({ deviceId: randomUUID(), name: 'Signing', serial: serial++, keyId: Buffer.alloc(20), der, notBefore: new Date(), notAfter: new Date(Date.now() + 3e10) }),
+          ),
+        );
+      }
+      console.log(`store prefilled to ${(await store.stats()).certificates} certificates`);
+      await store.close();
+    }
+    const { child, port } = await startServer(dir);
+    for (const keepAlive of [true, false].filter((k) => MODES.includes(k ? 'keepalive' : 'newconn'))) {
+      const s0 = cpuSeconds(child.pid!);
+      const c0 = process.cpuUsage();
+      const r = await load(port, tls, pool, keepAlive);
+      const server = (cpuSeconds(child.pid!) - s0) / r.seconds;
+      const c = process.cpuUsage(c0);
+      const client = (c.user + c.system) / 1e6 / r.seconds;
+      const label = `${stage} store, ${keepAlive ? 'keep-alive' : 'new TLS connection per request'}, ${CLIENTS} clients`;
+      rates[`${stage}-${keepAlive ? 'keepalive' : 'newconn'}`] = report(label, r);
+      console.log(`  cores busy: server ${server.toFixed(2)}, load generator ${client.toFixed(2)}`);
+    }
+    await stopServer(child);
+  }
+  if (rates['prefilled-keepalive'] && rates['empty-keepalive']) console.log(
+    `prefilled/empty: keep-alive ${((rates['prefilled-keepalive']! / rates['empty-keepalive']!) * 100).toFixed(0)}%, new connection ${((rates['prefilled-newconn']! / rates['empty-newconn']!) * 100).toFixed(0)}%`,
+  );
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}

@@ -1,0 +1,188 @@
+import { createServer, type Server } from 'node:https';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { TLSSocket } from 'node:tls';
+import type { Authority, Caller, PeerCertificate } from '../ca/authority.js';
+import { isLitebootError, LitebootError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { MEDIA_TYPE, negotiate, type Format } from '../protocol/format.js';
+import { errorResponse } from '../protocol/messages.js';
+import type { Deps, Reply } from './handlers.js';
+import { peerCertificate } from './peer.js';
+import { matchRoute } from './routes.js';
+import { STATUS } from './status.js';
+import type { TlsMaterial } from './tls.js';
+
+export interface ApiServerOptions {
+  tls: TlsMaterial;
+  deps: Deps;
+  authority: Authority;
+  log: Logger;
+  limits: {
+    bodyBytes: number;
+    headersTimeoutMs: number;
+    requestTimeoutMs: number;
+    keepAliveTimeoutMs: number;
+    handshakeTimeoutMs: number;
+    maxConnections: number;
+    maxHeaderBytes: number;
+  };
+}
+
+/** Room for a multipart envelope around /p10cr's 4096-byte file. */
+const UPLOAD_BODY_BYTES = 64 * 1024;
+
+export class ApiServer {
+  readonly server: Server;
+  private readonly peers = new WeakMap<TLSSocket, PeerCertificate>();
+  private inFlight = 0;
+  private drained: (() => void)[] = [];
+  private stopping = false;
+
+  constructor(private readonly o: ApiServerOptions) {
+    this.server = createServer(
+      {
+        ...o.tls.options(),
+        maxHeaderSize: o.limits.maxHeaderBytes,
+        handshakeTimeout: o.limits.handshakeTimeoutMs,
+        // API.md improvement 12: headers within 10 s, a whole request within 30 s, idle keep-alive 60 s.
+        headersTimeout: o.limits.headersTimeoutMs,
+        requestTimeout: o.limits.requestTimeoutMs,
+        keepAliveTimeout: o.limits.keepAliveTimeoutMs,
+      },
+      (req, res) => void this.handle(req, res),
+    );
+    this.server.maxConnections = o.limits.maxConnections;
+    // A socket stalled mid-response (a client that never reads) is dropped after the request timeout.
+    this.server.timeout = o.limits.requestTimeoutMs;
+    this.server.on('tlsClientError', () => {
+      /* failed handshakes (no or foreign certificate, TLS < 1.2) end in a TLS alert; nothing to do */
+    });
+    this.server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+      // Malformed HTTP or headers too large: answer if the socket can still take it.
+      if (socket.writable && !socket.destroyed) {
+        const status = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
+        socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+      } else {
+        socket.destroy();
+      }
+    });
+    o.tls.onChange((opts) => this.server.setSecureContext(opts));
+  }
+
+  listen(port: number, host: string): Promise<number> {
+    return new Promise((resolve, reject) => {
+      const onError = (e: NodeJS.ErrnoException) => reject(listenError(e, port, 'REST API'));
+      this.server.once('error', onError);
+      this.server.listen({ port, host: host || undefined }, () => {
+        this.server.off('error', onError);
+        const addr = this.server.address();
+        resolve(typeof addr === 'object' && addr ? addr.port : port);
+      });
+    });
+  }
+
+  private async caller(req: IncomingMessage): Promise<Caller> {
+    const socket = req.socket as TLSSocket;
+    let peer = this.peers.get(socket);
+    if (!peer) {
+      peer = peerCertificate(socket);
+      this.peers.set(socket, peer);
+    }
+    // Looked up on every request, not cached: a revocation takes effect on open connections too.
+    return this.o.authority.identify(peer);
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const started = performance.now();
+    this.inFlight++;
+    const path = (req.url ?? '/').split('?', 1)[0]!;
+    let format: Format = 'json';
+    let who: string | undefined;
+    let reply: Reply;
+    let code: string | undefined;
+    try {
+      const m = matchRoute(req.method ?? 'GET', path);
+      const route = m.route;
+      if (!route) {
+        format = negotiate(req.headers['content-type'], req.headers.accept) ?? 'json';
+        if (m.allowed.length > 0) {
+          res.setHeader('Allow', [...new Set(m.allowed)].join(', '));
+          throw new LitebootError('METHOD_NOT_ALLOWED', 'method not allowed');
+        }
+        throw new LitebootError('ROUTE_NOT_FOUND', 'not found');
+      }
+      if (route.body !== 'upload') {
+        const f = negotiate(req.headers['content-type'], req.headers.accept);
+        if (!f) throw new LitebootError('BAD_CONTENT_TYPE', 'bad Content-Type');
+        format = f;
+      }
+      const caller = await this.caller(req);
+      who = caller.label;
+      if (!route.roles.includes(caller.role)) {
+        throw new LitebootError('FORBIDDEN', caller.role === 'none' ? 'this certificate may not call the API' : `a ${caller.role} certificate may not call this endpoint`);
+      }
+      const body = route.body === 'none' ? Buffer.alloc(0) : await readBody(req, route.body === 'upload' ? UPLOAD_BODY_BYTES : this.o.limits.bodyBytes);
+      reply = await route.handler({ format, caller, params: m.params, body, contentType: req.headers['content-type'] }, this.o.deps);
+    } catch (e) {
+      const mapped = isLitebootError(e) ? STATUS[e.code] : undefined;
+      if (mapped && isLitebootError(e)) {
+        code = e.code;
+        reply = { status: mapped.status, contentType: MEDIA_TYPE[format], body: errorResponse(format, mapped.message ?? e.message) };
+        if (e.code === 'BODY_TOO_LARGE') res.setHeader('Connection', 'close');
+      } else {
+        code = isLitebootError(e) ? e.code : 'INTERNAL';
+        this.o.log.error(`${req.method} ${path}: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+        reply = { status: 500, contentType: MEDIA_TYPE[format], body: errorResponse(format, 'internal server error') };
+      }
+    }
+    if (this.stopping) res.setHeader('Connection', 'close');
+    if (!res.destroyed) {
+      res.writeHead(reply.status, { 'Content-Type': reply.contentType, 'Content-Length': reply.body.length, ...reply.headers });
+      res.end(reply.body);
+    }
+    this.o.log.request({ method: req.method ?? '?', path, status: reply.status, ms: performance.now() - started, who, serial: reply.serial, code });
+    if (--this.inFlight === 0) for (const f of this.drained.splice(0)) f();
+  }
+
+  /** Stops accepting, lets requests in flight finish (up to `graceMs`), then closes every socket. */
+  async stop(graceMs: number): Promise<void> {
+    this.stopping = true;
+    const closed = new Promise<void>((r) => this.server.close(() => r()));
+    this.server.closeIdleConnections();
+    if (this.inFlight > 0) {
+      await Promise.race([new Promise<void>((r) => this.drained.push(r)), new Promise((r) => setTimeout(r, graceMs).unref())]);
+    }
+    this.server.closeAllConnections();
+    await closed;
+  }
+}
+
+/** Reads a request body of at most `limit` bytes; more is a 413 without reading the rest. */
+function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  const declared = Number(req.headers['content-length'] ?? NaN);
+  if (declared > limit) return Promise.reject(new LitebootError('BODY_TOO_LARGE', 'request body too large'));
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > limit) {
+        req.removeAllListeners('data');
+        req.pause();
+        reject(new LitebootError('BODY_TOO_LARGE', 'request body too large'));
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on('end', () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)));
+    req.on('error', reject);
+    req.on('aborted', () => reject(new LitebootError('BAD_BODY', 'the client went away')));
+  });
+}
+
+export function listenError(e: NodeJS.ErrnoException, port: number, what: string): LitebootError {
+  if (e.code === 'EADDRINUSE') return new LitebootError('BAD_CONFIG', `port ${port} for the ${what} is in use by another program; stop it or choose another port`, { cause: e });
+  if (e.code === 'EACCES') return new LitebootError('BAD_CONFIG', `no permission to listen on port ${port} for the ${what} (ports below 1024 need privileges)`, { cause: e });
+  if (e.code === 'EADDRNOTAVAIL' || e.code === 'ENOTFOUND') return new LitebootError('BAD_CONFIG', `cannot listen on that address for the ${what}: ${e.message}`, { cause: e });
+  return new LitebootError('INTERNAL', `cannot listen for the ${what}: ${e.message}`, { cause: e });
+}

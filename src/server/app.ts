@@ -1,0 +1,103 @@
+import { readFileSync } from 'node:fs';
+import { OID } from '../asn1/oids.js';
+import { Authority } from '../ca/authority.js';
+import { CertsDir, FILES } from '../ca/certs-dir.js';
+import { TimestampSerials } from '../ca/serial-source.js';
+import type { ServerConfig } from '../config.js';
+import { LitebootError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { openStore } from '../store/sqljs-store.js';
+import type { Store } from '../store/types.js';
+import { ApiServer } from './api-server.js';
+import { MtlsListener } from './mtls-listener.js';
+import { TlsMaterial } from './tls.js';
+
+export interface RunningServer {
+  apiPort: number;
+  mtlsPort: number;
+  store: Store;
+  authority: Authority;
+  /** Stop accepting, finish what is in flight, close the store cleanly. */
+  stop(): Promise<void>;
+}
+
+export interface StartOptions {
+  config: ServerConfig;
+  log: Logger;
+  version: string;
+  clock?: () => Date;
+}
+
+function readText(path: string, what: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new LitebootError((e as NodeJS.ErrnoException).code === 'ENOENT' ? 'FILE_MISSING' : 'FILE_UNREADABLE', `cannot read ${what} ${path}: ${(e as Error).message}`);
+  }
+}
+
+/** Wires the store, the authority and both listeners together, and starts them. */
+export async function startServer(o: StartOptions): Promise<RunningServer> {
+  const { config, log } = o;
+  const clock = o.clock ?? (() => new Date());
+  const certs = new CertsDir(config.certsDir);
+  const ca = certs.loadCa();
+  const server = certs.loadCertificate(FILES.serverCert, 'the server certificate', 'run `liteboot setup-ca` first');
+  const serverKey = readText(certs.path(FILES.serverKey), 'the server key');
+  certs.loadPrivateKey(FILES.serverKey, 'the server key', 'run `liteboot setup-ca` first'); // parses, or says why not
+  const san = server.cert.extensions.find((e) => e.oid === OID.subjectAltName)?.value ?? '';
+  if (!san.split(', ').some((n) => n === `DNS:${config.hostname}` || n === `IP:${config.hostname}`)) {
+    log.warn(`the server certificate (${san || 'no SAN'}) does not name the hostname "${config.hostname}"; devices checking it will refuse to connect`);
+  }
+
+  const store = await openStore({ path: config.dbPath, log: (m) => log.info(`store: ${m}`) });
+  try {
+    const authority = new Authority({
+      store,
+      issuer: ca.issuer,
+      policy: { requireUuid: config.requireUuid },
+      deviceDays: config.deviceDays,
+      serials: new TimestampSerials(await store.maxSerial()),
+      clock,
+    });
+    const tls = await TlsMaterial.create(serverKey, server.pem, ca.cert.pem, authority, log);
+    const api = new ApiServer({
+      tls,
+      authority,
+      log,
+      limits: config.limits,
+      deps: {
+        authority,
+        hubname: config.hubname,
+        mqttport: config.mqttport,
+        uploadBytes: config.limits.uploadBytes,
+        banner: `liteboot ${o.version}: certificate authority and bootstrap server for ${config.hostname}\n`,
+      },
+    });
+    const mtls = new MtlsListener(tls, log, config.limits.handshakeTimeoutMs);
+    const apiPort = await api.listen(config.port, config.listen);
+    let mtlsPort: number;
+    try {
+      mtlsPort = await mtls.listen(config.mport, config.listen);
+    } catch (e) {
+      await api.stop(0);
+      throw e;
+    }
+    let stopping: Promise<void> | undefined;
+    return {
+      apiPort,
+      mtlsPort,
+      store,
+      authority,
+      stop: () =>
+        (stopping ??= (async () => {
+          await Promise.all([api.stop(10_000), mtls.stop()]);
+          tls.close();
+          await store.close();
+        })()),
+    };
+  } catch (e) {
+    await store.close();
+    throw e;
+  }
+}

@@ -1,0 +1,59 @@
+import type { Role } from '../ca/authority.js';
+import * as h from './handlers.js';
+
+export interface Route {
+  method: 'GET' | 'POST';
+  /** Path segments; `:name` matches one segment and is passed to the handler in order. */
+  path: string;
+  /** Who may call it (API.md "Who may call what"). */
+  roles: readonly Role[];
+  /** How the body is read: `negotiated` (CBOR/JSON by Content-Type) or `upload` (multipart, JSON errors). */
+  body: 'none' | 'negotiated' | 'upload';
+  handler: h.Handler;
+}
+
+const ENROL: Role[] = ['bootstrap', 'operator'];
+const READ: Role[] = ['bootstrap', 'device', 'operator'];
+
+/** The whole API, one row per endpoint. */
+export const ROUTES: readonly Route[] = [
+  { method: 'GET', path: '/', roles: ['bootstrap', 'device', 'operator', 'none'], body: 'none', handler: h.banner },
+  { method: 'POST', path: '/api/v1/cr', roles: ENROL, body: 'negotiated', handler: h.enrol },
+  { method: 'POST', path: '/api/v1/p10cr', roles: ENROL, body: 'upload', handler: h.uploadEnrol },
+  { method: 'GET', path: '/api/v1/cs/:serial', roles: READ, body: 'none', handler: h.certStatus },
+  { method: 'GET', path: '/api/v1/ds/:uuid', roles: READ, body: 'none', handler: h.deviceStatus },
+  { method: 'GET', path: '/api/v1/cc/:serial', roles: READ, body: 'none', handler: h.certCopy },
+  { method: 'GET', path: '/api/v1/ccs', roles: READ, body: 'none', handler: h.cloudSettings },
+  { method: 'POST', path: '/api/v1/kur', roles: ['device'], body: 'negotiated', handler: h.keyUpdate },
+  { method: 'POST', path: '/api/v1/krr', roles: ['device', 'operator'], body: 'negotiated', handler: h.revoke },
+];
+
+export interface Match {
+  route?: Route;
+  params: string[];
+  /** Methods the path allows, for a 405's Allow header. */
+  allowed: string[];
+}
+
+const compiled = ROUTES.map((r) => ({ route: r, segments: r.path === '/' ? [] : r.path.slice(1).split('/') }));
+
+export function matchRoute(method: string, path: string): Match {
+  const segments = path === '/' ? [] : path.slice(1).split('/');
+  const allowed: string[] = [];
+  let found: Match | undefined;
+  for (const c of compiled) {
+    if (c.segments.length !== segments.length) continue;
+    const params: string[] = [];
+    let ok = true;
+    for (let i = 0; i < segments.length && ok; i++) {
+      if (c.segments[i]!.startsWith(':')) {
+        if (segments[i] === '') ok = false;
+        else params.push(segments[i]!);
+      } else if (c.segments[i] !== segments[i]) ok = false;
+    }
+    if (!ok) continue;
+    allowed.push(c.route.method);
+    if (c.route.method === method || (method === 'HEAD' && c.route.method === 'GET')) found ??= { route: c.route, params, allowed };
+  }
+  return found ? { ...found, allowed } : { params: [], allowed };
+}

@@ -1,0 +1,15 @@
+import { Decoder, Encoder } from 'cbor-x';
+const d = new Decoder({ mapsAsObjects: false, useRecords: false, int64AsType: 'bigint' });
+const t = (name, hex) => { try { const v = d.decode(Buffer.from(hex, 'hex')); console.log(name, '=>', v instanceof Map ? [...v] : v); } catch (e) { console.log(name, 'ERR', e.message); } };
+t('arr bstr', '8143010203');
+t('trailing', '8143010203ff');
+t('truncated', '81430102');
+t('map', 'a2011b18ebafce4f8f63bf0201');
+t('small map', 'a10105');
+t('neg', 'a10120');
+t('deep', '81'.repeat(100000) + '00');
+t('indef', '9f4301020 3ff'.replace(' ',''));
+t('huge len', '5bffffffffffffffff');
+t('tag', 'c243010203');
+t('float', 'a101fb3ff0000000000000');
+t('dup keys', 'a2010101 02'.replace(' ', ''));
