@@ -7,21 +7,36 @@ import type { TlsMaterial } from './tls.js';
 
 /**
  * The mTLS check listener (`mport`): a client whose certificate chains to the CA and is not
- * revoked completes the handshake; its chain is logged and the connection closed. Anything else
- * is refused in the handshake with an alert.
+ * revoked (the CA's CRL is in the TLS context) is logged with its chain and the connection
+ * closed; anything else is refused and logged with the reason.
+ *
+ * Node.js verifies client certificates but never fails the handshake for a bad one (its OpenSSL
+ * verify callback always continues, nodejs/node#20737): a rejected client sees the connection
+ * closed right after the handshake, before any data, rather than a TLS alert. Only a missing
+ * certificate gets an alert. Verification itself is OpenSSL's, chain and CRL alike.
  */
 export class MtlsListener {
   readonly server: Server;
 
   constructor(tls: TlsMaterial, private readonly log: Logger, handshakeTimeoutMs: number) {
-    this.server = createServer({ ...tls.options(), handshakeTimeout: handshakeTimeoutMs }, (socket) => this.accepted(socket));
+    // Checked here rather than by Node's rejectUnauthorized so that the reason can be logged.
+    const options = () => ({ ...tls.options(), rejectUnauthorized: false, handshakeTimeout: handshakeTimeoutMs });
+    this.server = createServer(options(), (socket) => this.accepted(socket));
     this.server.on('tlsClientError', (err, socket) => {
       this.log.info(`mtls: handshake from ${socket.remoteAddress}:${socket.remotePort} refused: ${err.message}`);
     });
-    tls.onChange((opts) => this.server.setSecureContext(opts));
+    tls.onChange(() => this.server.setSecureContext(options()));
   }
 
   private accepted(socket: TLSSocket): void {
+    socket.on('error', () => {});
+    if (!socket.authorized) {
+      const peer = socket.getPeerCertificate();
+      const who = peer && peer.subject ? ` (certificate ${Object.entries(peer.subject).map(([k, v]) => `${k}=${String(v)}`).join(',')})` : '';
+      this.log.info(`mtls: connection from ${socket.remoteAddress}:${socket.remotePort} refused: ${String(socket.authorizationError)}${who}`);
+      socket.destroy();
+      return;
+    }
     const parts: string[] = [];
     let c: DetailedPeerCertificate | undefined = socket.getPeerCertificate(true);
     for (let i = 0; c && c.raw && i < 8; i++) {
@@ -35,7 +50,6 @@ export class MtlsListener {
       c = c.issuerCertificate;
     }
     this.log.info(`mtls: connection accepted from ${socket.remoteAddress}:${socket.remotePort} ${parts.join(' ')}`);
-    socket.on('error', () => {});
     socket.end();
   }
 

@@ -1,0 +1,162 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { buildCsr } from '../../src/asn1/csr.js';
+import { generateKey, privateKeyToPem } from '../../src/asn1/keys.js';
+import { dn, type DistinguishedName } from '../../src/asn1/name.js';
+import { CertsDir } from '../../src/ca/certs-dir.js';
+import { makeOperator, setupBootstrap, setupCa } from '../../src/ca/setup.js';
+import { BIN, tempDir } from './run.js';
+
+export interface TestServer {
+  dir: string;
+  port: number;
+  mport: number;
+  child: ChildProcess;
+  /** Everything the server wrote to stderr so far. */
+  stderr(): string;
+  stdout(): string;
+  /** SIGTERM, then the exit code. */
+  stop(): Promise<number | null>;
+  cleanup(): void;
+}
+
+export interface StartOptions {
+  /** Extra lines for the [server] table of .liteboot.toml. */
+  toml?: string;
+  /** Prepare the directory before the server starts (copy a database in, ...). */
+  prepare?: (dir: string) => void | Promise<void>;
+  args?: string[];
+}
+
+/** A CA, the bootstrap and an operator credential in a new directory, made by the library. */
+export async function makeCaDir(dir: string): Promise<void> {
+  const certs = new CertsDir(join(dir, 'certs'));
+  await setupCa({ certs, dbPath: join(dir, 'CADB.db'), hostname: 'localhost', sans: ['127.0.0.1'], now: new Date(Date.now() - 60_000) });
+  await setupBootstrap({ certs, now: new Date(Date.now() - 60_000) });
+  await makeOperator({ certs, name: 'alice', now: new Date(Date.now() - 60_000) });
+}
+
+/** Runs `liteboot server start` on 127.0.0.1 with ephemeral ports and waits until it serves. */
+export async function startServer(o: StartOptions = {}): Promise<TestServer> {
+  const t = tempDir('liteboot-srv-');
+  await makeCaDir(t.dir);
+  writeFileSync(join(t.dir, '.liteboot.toml'), `[server]\nhubname = "test-hub"\nmqttport = 8883\n${o.toml ?? ''}\n`);
+  await o.prepare?.(t.dir);
+  return spawnServer(t.dir, t.cleanup, o.args ?? []);
+}
+
+export async function spawnServer(dir: string, cleanup: () => void, args: string[] = []): Promise<TestServer> {
+  const child = spawn(process.execPath, [BIN, 'server', 'start', '--hostname', 'localhost', '--listen', '127.0.0.1', '-p', '0', '-m', '0', ...args], {
+    cwd: dir,
+    env: { ...process.env, CAHOSTNAME: '' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  const ports = await new Promise<[number, number]>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start: ${out} ${err}`)), 20_000);
+    const check = () => {
+      const m = /https:\/\/localhost:(\d+)\/api\/v1 \(mTLS check on port (\d+)/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve([Number(m[1]), Number(m[2])]);
+      }
+    };
+    child.stdout!.on('data', check);
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`server exited with ${code}: ${out} ${err}`));
+    });
+  });
+  return {
+    dir,
+    port: ports[0],
+    mport: ports[1],
+    child,
+    stderr: () => err,
+    stdout: () => out,
+    stop: async () => {
+      if (child.exitCode === null) child.kill('SIGTERM');
+      return exited;
+    },
+    cleanup,
+  };
+}
+
+export interface Identity {
+  cert: string;
+  key: string;
+}
+
+export function identity(dir: string, name: string): Identity {
+  return { cert: join(dir, 'certs', `${name}.crt`), key: join(dir, 'certs', `${name}.key`) };
+}
+
+export interface CurlResult {
+  code: number;
+  status: number;
+  headers: string;
+  body: Buffer;
+  stderr: string;
+}
+
+/** Calls the server with curl, as the README does. `args` go before the URL. */
+export function curl(s: { dir: string; port: number }, who: Identity | undefined, path: string, args: string[] = []): CurlResult {
+  const out = join(s.dir, `curl-${randomUUID()}`);
+  const r = spawnSync(
+    'curl',
+    [
+      '-sS',
+      '--cacert', join(s.dir, 'certs', 'CA.crt'),
+      ...(who ? ['--cert', who.cert, '--key', who.key] : []),
+      '--resolve', `localhost:${s.port}:127.0.0.1`,
+      '-o', `${out}.body`,
+      '-D', `${out}.headers`,
+      '-w', '%{http_code}',
+      ...args,
+      `https://localhost:${s.port}${path}`,
+    ],
+    { encoding: 'utf8', timeout: 30_000 },
+  );
+  const read = (f: string) => {
+    try {
+      return readFileSync(f);
+    } catch {
+      return Buffer.alloc(0);
+    }
+  };
+  return { code: r.status ?? -1, status: Number(r.stdout || 0), headers: read(`${out}.headers`).toString(), body: read(`${out}.body`), stderr: r.stderr };
+}
+
+export function cborCsrBody(der: Uint8Array): Buffer {
+  return Buffer.concat([Buffer.from([0x81, 0x59, der.length >> 8, der.length & 0xff]), der]);
+}
+
+export interface Device {
+  id: string;
+  key: ReturnType<typeof generateKey>;
+  csr: Buffer;
+  keyFile: string;
+}
+
+/** A device key and CSR (`O=Test Vendor, OU=Signing, CN=<uuid>` unless given). */
+export async function newDevice(dir: string, subject?: DistinguishedName, id: string = randomUUID()): Promise<Device> {
+  const key = generateKey();
+  const csr = await buildCsr(subject ?? dn({ O: 'Test Vendor', OU: 'Signing', CN: id }), key);
+  mkdirSync(join(dir, 'devices'), { recursive: true });
+  const keyFile = join(dir, 'devices', `${id}-${randomUUID().slice(0, 8)}.key`);
+  writeFileSync(keyFile, privateKeyToPem(key), { mode: 0o600 });
+  return { id, key, csr, keyFile };
+}
+
+/** Writes a body file for curl --data-binary @file. */
+export function bodyFile(dir: string, body: Buffer | string): string {
+  const f = join(dir, `body-${randomUUID()}`);
+  writeFileSync(f, body);
+  return f;
+}
