@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { createServer as createNetServer } from 'node:net';
 import { OID } from '../asn1/oids.js';
 import { Authority } from '../ca/authority.js';
 import { CertsDir, FILES } from '../ca/certs-dir.js';
@@ -8,7 +9,7 @@ import { LitebootError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { openStore } from '../store/sqljs-store.js';
 import type { Store } from '../store/types.js';
-import { ApiServer } from './api-server.js';
+import { ApiServer, listenError } from './api-server.js';
 import { MtlsListener } from './mtls-listener.js';
 import { TlsMaterial } from './tls.js';
 
@@ -36,6 +37,15 @@ function readText(path: string, what: string): string {
   }
 }
 
+function assertPortFree(port: number, host: string, what: string): Promise<void> {
+  if (port === 0) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const probe = createNetServer();
+    probe.once('error', (e: NodeJS.ErrnoException) => reject(listenError(e, port, what)));
+    probe.listen({ port, host: host || undefined, exclusive: true }, () => probe.close(() => resolve()));
+  });
+}
+
 /** Wires the store, the authority and both listeners together, and starts them. */
 export async function startServer(o: StartOptions): Promise<RunningServer> {
   const { config, log } = o;
@@ -50,6 +60,9 @@ export async function startServer(o: StartOptions): Promise<RunningServer> {
     log.warn(`the server certificate (${san || 'no SAN'}) does not name the hostname "${config.hostname}"; devices checking it will refuse to connect`);
   }
 
+  // A port in use should change nothing: find out before the database is created or migrated.
+  await assertPortFree(config.port, config.listen, 'REST API');
+  await assertPortFree(config.mport, config.listen, 'mTLS listener');
   const store = await openStore({ path: config.dbPath, log: (m) => log.info(`store: ${m}`) });
   try {
     const authority = new Authority({

@@ -1,0 +1,237 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { copyFileSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { request, Agent } from 'node:https';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { connect } from 'node:tls';
+import { describe, test } from 'node:test';
+import { buildCsr } from '../../src/asn1/csr.js';
+import { generateKey, privateKeyToPem, spkiDer } from '../../src/asn1/keys.js';
+import { dn } from '../../src/asn1/name.js';
+import { toPem } from '../../src/asn1/pem.js';
+import { keyIdentifier } from '../../src/asn1/extensions.js';
+import { CertsDir } from '../../src/ca/certs-dir.js';
+import { bootstrapCertificate } from '../../src/ca/profiles.js';
+import { openStore } from '../../src/store/sqljs-store.js';
+import { BIN, FIXTURE, liteboot, openssl, tempDir } from '../helpers/run.js';
+import { cborCsrBody, curl, identity, makeCaDir, startServer } from '../helpers/server.js';
+
+const GO = [
+  ['492ca910-8297-4e5e-bc99-a45bf0b3117f', '1795722176495076734', 1],
+  ['3e100bab-74d5-472d-a213-dae9e38160e6', '1795722176688618130', 1],
+  ['d1685f60-7c96-46ed-b319-7e8e26d7313a', '1795722176878240957', 1],
+  ['23d80612-09d7-4181-9b14-24c1173f7028', '1795722177070195647', 0],
+] as const;
+
+describe('a database written by the original Go server', () => {
+  test('is migrated and served unchanged: its serials answer cs, cc and ds as they did', async () => {
+    // A fresh CA signs the TLS credentials (the fixture CA's validity window must not matter);
+    // the database rows are served as they are.
+    const s = await startServer({ prepare: (dir) => copyFileSync(join(FIXTURE, 'CADB.db'), join(dir, 'CADB.db')) });
+    try {
+      const b = identity(s.dir, 'BOOTSTRAP');
+      for (const [id, serial, valid] of GO) {
+        assert.equal(curl(s, b, `/api/v1/cs/${serial}`).body.toString(), `{"Status":${valid}}\n`);
+        const cc = curl(s, b, `/api/v1/cc/${serial}`);
+        if (valid) {
+          const der = readFileSync(join(FIXTURE, 'devices', `${id}.rsp`)).subarray(7);
+          assert.equal(cc.body.toString(), `{"Status":0,"Cert":${JSON.stringify(toPem('CERTIFICATE', der))}}\n`);
+          assert.equal(curl(s, b, `/api/v1/ds/${id}`).body.toString(), `{"Status":1,"Serials":[${serial}]}\n`);
+        } else {
+          assert.equal(cc.status, 400);
+          assert.equal(curl(s, b, `/api/v1/ds/${id}`).body.toString(), '{"Status":0,"Serials":null}\n');
+        }
+      }
+      assert.ok(existsSync(join(s.dir, 'CADB.db.bak-20220215a')));
+    } finally {
+      assert.equal(await s.stop(), 0);
+      s.cleanup();
+    }
+  });
+
+  test('a device certificate carrying the bootstrap OU (minted through the original\'s hole) does not open the bootstrap endpoints', async () => {
+    const key = generateKey();
+    let certFile = '';
+    const s = await startServer({
+      prepare: async (dir) => {
+        const ca = new CertsDir(join(dir, 'certs')).loadCa();
+        const serial = 1795722177070195999n;
+        const der = await bootstrapCertificate(ca.issuer, { serial, publicKey: spkiDer(key), notBefore: new Date(Date.now() - 60_000), days: 30 });
+        const store = await openStore({ path: join(dir, 'CADB.db') });
+        await store.recordIssued({ deviceId: 'bootstrap-register-1', name: 'LinaroCA Bootstrap Cert', serial, keyId: keyIdentifier(spkiDer(key)), der, notBefore: new Date(), notAfter: new Date(Date.now() + 30 * 86400e3) });
+        await store.close();
+        certFile = join(dir, 'minted.crt');
+        writeFileSync(certFile, toPem('CERTIFICATE', der));
+        writeFileSync(join(dir, 'minted.key'), privateKeyToPem(key));
+      },
+    });
+    try {
+      const who = { cert: certFile, key: join(s.dir, 'minted.key') };
+      const csr = await buildCsr(dn({ CN: crypto.randomUUID() }), generateKey());
+      const f = join(s.dir, 'body');
+      writeFileSync(f, cborCsrBody(csr));
+      const r = curl(s, who, '/api/v1/cr', ['-H', 'Content-Type: application/cbor', '--data-binary', `@${f}`]);
+      assert.equal(r.status, 403);
+      assert.equal(curl(s, who, '/api/v1/ccs').status, 200, 'it is a device certificate: read-only endpoints are open');
+    } finally {
+      await s.stop();
+      s.cleanup();
+    }
+  });
+});
+
+describe('configuration and start-up errors: one clear line, exit 1', () => {
+  const cases: [string, (dir: string) => void, string[], RegExp][] = [
+    ['a bad value', (d) => writeFileSync(join(d, '.liteboot.toml'), '[server]\nport = "abc"\n'), [], /port must be a port number/],
+    ['an unknown key', (d) => writeFileSync(join(d, '.liteboot.toml'), '[server]\nprot = 1443\n'), [], /unknown key "prot"/],
+    ['broken TOML', (d) => writeFileSync(join(d, '.liteboot.toml'), '[server\n'), [], /not valid TOML/],
+    ['a bad flag value', () => {}, ['-p', '99999'], /port must be a port number/],
+    ['a missing server certificate', (d) => rmSync(join(d, 'certs', 'SERVER.crt')), [], /server certificate not found .*SERVER\.crt/],
+    ['a missing CA key', (d) => rmSync(join(d, 'certs', 'CA.key')), [], /CA key not found .*CA\.key/],
+    ['a corrupt database', (d) => writeFileSync(join(d, 'CADB.db'), 'garbage'.repeat(100)), [], /not a SQLite database/],
+  ];
+  for (const [name, breakIt, args, message] of cases) {
+    test(name, async () => {
+      const { dir, cleanup } = tempDir();
+      try {
+        await makeCaDir(dir);
+        breakIt(dir);
+        const r = liteboot(['server', 'start', '--hostname', 'localhost', '--listen', '127.0.0.1', '-m', '0', ...(args.length ? args : ['-p', '0'])], { cwd: dir });
+        assert.equal(r.code, 1, r.stdout + r.stderr);
+        assert.match(r.stderr, message);
+        assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+      } finally {
+        cleanup();
+      }
+    });
+  }
+
+  test('a port in use', async () => {
+    const blocker = createServer();
+    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', () => r()));
+    const port = (blocker.address() as { port: number }).port;
+    const { dir, cleanup } = tempDir();
+    try {
+      await makeCaDir(dir);
+      const r = liteboot(['server', 'start', '--hostname', 'localhost', '--listen', '127.0.0.1', '-p', String(port), '-m', '0'], { cwd: dir });
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, new RegExp(`port ${port} for the REST API is in use`));
+      assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+      assert.equal(existsSync(join(dir, 'CADB.db')), false, 'nothing was created');
+    } finally {
+      blocker.close();
+      cleanup();
+    }
+  });
+});
+
+describe('slow and silent clients (API.md improvement 12)', () => {
+  test('a client that never finishes its headers is cut off; others are served meanwhile', async () => {
+    const s = await startServer({ toml: 'headers_timeout = 1\nrequest_timeout = 2\nkeepalive_timeout = 1' });
+    try {
+      const tlsOpts = { host: '127.0.0.1', port: s.port, servername: 'localhost', ca: readFileSync(join(s.dir, 'certs/CA.crt')), cert: readFileSync(join(s.dir, 'certs/BOOTSTRAP.crt')), key: readFileSync(join(s.dir, 'certs/BOOTSTRAP.key')) };
+      const started = Date.now();
+      const closed = await new Promise<{ ms: number; data: string }>((resolve) => {
+        const sock = connect(tlsOpts, () => sock.write('GET /api/v1/ccs HTTP/1.1\r\nHost: localhost\r\n'));
+        let data = '';
+        sock.on('data', (d) => (data += d.toString()));
+        sock.on('error', () => {});
+        sock.on('close', () => resolve({ ms: Date.now() - started, data }));
+      });
+      assert.ok(closed.ms < 5000, `closed after ${closed.ms} ms`);
+      assert.ok(closed.data === '' || /^HTTP\/1\.1 408/.test(closed.data), closed.data);
+      // an idle keep-alive connection is closed after keepalive_timeout
+      const idle = await new Promise<number>((resolve) => {
+        const t0 = Date.now();
+        const sock = connect(tlsOpts, () => sock.write('GET /api/v1/ccs HTTP/1.1\r\nHost: localhost\r\n\r\n'));
+        sock.on('data', () => {});
+        sock.on('error', () => {});
+        sock.on('close', () => resolve(Date.now() - t0));
+      });
+      assert.ok(idle < 4000, `idle connection closed after ${idle} ms`);
+      assert.equal(curl(s, identity(s.dir, 'BOOTSTRAP'), '/api/v1/ccs').status, 200);
+    } finally {
+      await s.stop();
+      s.cleanup();
+    }
+  });
+});
+
+describe('SIGTERM under load', () => {
+  test('stops accepting, finishes what is in flight, exits 0; every certificate handed out is recorded', async () => {
+    const s = await startServer();
+    const tlsFiles = { ca: readFileSync(join(s.dir, 'certs/CA.crt')), cert: readFileSync(join(s.dir, 'certs/BOOTSTRAP.crt')), key: readFileSync(join(s.dir, 'certs/BOOTSTRAP.key')) };
+    const received: bigint[] = [];
+    let stop = false;
+    const k = generateKey();
+    const pool = await Promise.all(Array.from({ length: 64 }, () => buildCsr(dn({ CN: crypto.randomUUID() }), k)));
+    const client = async (n: number) => {
+      const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+      for (let i = n; !stop; i += 8) {
+        const body = cborCsrBody(pool[i % pool.length]!);
+        try {
+          const res = await new Promise<{ status: number; body: Buffer }>((resolve, reject) => {
+            const req = request({ host: '127.0.0.1', servername: 'localhost', port: s.port, path: '/api/v1/cr', method: 'POST', agent, ...tlsFiles, headers: { 'Content-Type': 'application/cbor', 'Content-Length': body.length } }, (r) => {
+              const chunks: Buffer[] = [];
+              r.on('data', (c: Buffer) => chunks.push(c));
+              r.on('end', () => resolve({ status: r.statusCode ?? 0, body: Buffer.concat(chunks) }));
+              r.on('error', reject);
+            });
+            req.on('error', reject);
+            req.end(body);
+          });
+          if (res.status === 200) {
+            const f = join(s.dir, `got-${n}.crt`);
+            writeFileSync(f, toPem('CERTIFICATE', res.body.subarray(7)));
+            received.push(BigInt('0x' + openssl(['x509', '-in', f, '-noout', '-serial']).stdout.trim().slice(7)));
+          }
+        } catch {
+          if (s.child.exitCode !== null) break; // the server has gone: stop
+        }
+      }
+      agent.destroy();
+    };
+    const clients = Array.from({ length: 8 }, (_, i) => client(i));
+    await new Promise((r) => setTimeout(r, 800));
+    const code = await s.stop();
+    stop = true;
+    await Promise.all(clients);
+    try {
+      assert.equal(code, 0, s.stderr());
+      assert.match(s.stderr(), /stopped cleanly/);
+      assert.ok(received.length > 10, `received ${received.length}`);
+      const store = await openStore({ path: join(s.dir, 'CADB.db') });
+      for (const serial of received) assert.ok(await store.findBySerial(serial), `serial ${serial} recorded`);
+      await store.close();
+    } finally {
+      s.cleanup();
+    }
+  });
+});
+
+describe('liteboot up', () => {
+  test('in an empty directory: sets up the CA and bootstrap credential, then serves', async () => {
+    const { dir, cleanup } = tempDir();
+    const child = spawn(process.execPath, [BIN, 'up', '--listen', '127.0.0.1', '-p', '0', '-m', '0'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CAHOSTNAME: '' } });
+    try {
+      let out = '';
+      const port = await new Promise<number>((resolve, reject) => {
+        child.stdout!.on('data', (d: Buffer) => {
+          out += d.toString();
+          const m = /https:\/\/localhost:(\d+)\//.exec(out);
+          if (m) resolve(Number(m[1]));
+        });
+        child.once('exit', (c) => reject(new Error(`exited ${c}: ${out}`)));
+      });
+      assert.match(out, /wrote .*CA\.crt/);
+      assert.match(out, /wrote .*BOOTSTRAP\.crt/);
+      const r = curl({ dir, port }, identity(dir, 'BOOTSTRAP'), '/api/v1/ccs');
+      assert.equal(r.status, 200);
+    } finally {
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+      cleanup();
+    }
+  });
+});
