@@ -1,0 +1,53 @@
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { BIN, ROOT, tempDir } from '../helpers/run.js';
+
+/** The sh blocks of a README section, in order. */
+function shBlocks(readme: string, from: string, to: string): string[] {
+  const section = readme.slice(readme.indexOf(from), readme.indexOf(to));
+  return [...section.matchAll(/```sh\n([\s\S]*?)```/g)].map((m) => m[1]!);
+}
+
+test('the README\'s API examples work as written against `liteboot up`', async () => {
+  const { dir, cleanup } = tempDir('liteboot-readme-');
+  const bin = join(dir, 'bin');
+  mkdirSync(bin);
+  writeFileSync(join(bin, 'liteboot'), `#!/bin/sh\nexec "${process.execPath}" "${BIN}" "$@"\n`);
+  chmodSync(join(bin, 'liteboot'), 0o755);
+  const child = spawn(process.execPath, [BIN, 'up', '--listen', '127.0.0.1', '-p', '0', '-m', '0'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  try {
+    const [port, mport] = await new Promise<[number, number]>((resolve, reject) => {
+      let out = '';
+      child.stdout!.on('data', (d: Buffer) => {
+        out += d.toString();
+        const m = /https:\/\/localhost:(\d+)\/api\/v1 \(mTLS check on port (\d+)/.exec(out);
+        if (m) resolve([Number(m[1]), Number(m[2])]);
+      });
+      child.once('exit', (c) => reject(new Error(`exited ${c}: ${out}`)));
+    });
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    const blocks = shBlocks(readme, '## The REST API', '## Moving from the Go liteboot');
+    assert.ok(blocks.length >= 8, `found ${blocks.length} examples`);
+    const script = ['set -euo pipefail', ...blocks].join('\n').replaceAll(':1443/', `:${port}/`).replaceAll('localhost:8443', `localhost:${mport}`);
+    const r = spawnSync('bash', ['-c', script], { cwd: dir, encoding: 'utf8', env: { ...process.env, PATH: `${bin}:${process.env.PATH}` }, timeout: 120_000 });
+    assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}\n${err}`);
+    assert.match(r.stdout, /USER\.crt: OK/);
+    assert.match(r.stdout, /\{"Status":0,"Cert":"[A-Za-z0-9+/=]+"\}/);
+    assert.match(r.stdout, /subject=O = Test Vendor, OU = Signing, CN = [0-9a-f-]{36}/);
+    assert.match(r.stdout, /\{"Status":1\}\n/);
+    assert.match(r.stdout, /00000000: a101 01/);
+    assert.match(r.stdout, /\{"Status":1,"Serials":\[\d+\]\}/);
+    assert.match(r.stdout, /\{"Hubname":"","Port":8883\}/);
+    assert.match(r.stdout, /Verify return code: 0 \(ok\)/);
+    assert.match(r.stdout, /\{"Status":0\}\n$/, 'the last example shows the revoked certificate');
+  } finally {
+    child.kill('SIGTERM');
+    await new Promise((r) => child.once('exit', r));
+    cleanup();
+  }
+});
