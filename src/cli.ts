@@ -1,5 +1,13 @@
 import { Builtins, Cli } from 'clipanion';
 import { CakeyGetpubCommand } from './commands/cakey/getpub.js';
+import { CertGetCommand } from './commands/cert/get.js';
+import { CertRevokeCommand } from './commands/cert/revoke.js';
+import { CertStatusCommand } from './commands/cert/status.js';
+import { CloudSettingsCommand } from './commands/cloud/settings.js';
+import { DecodeCborCommand } from './commands/decode-cbor.js';
+import { DeviceRekeyCommand } from './commands/device/rekey.js';
+import { DeviceStatusCommand } from './commands/device/status.js';
+import { NewDeviceCommand } from './commands/new-device.js';
 import { InspectCommand } from './commands/inspect.js';
 import { OperatorCreateCommand } from './commands/operator/create.js';
 import { SetupBootstrapCommand } from './commands/setup-bootstrap.js';
@@ -11,7 +19,17 @@ import { version } from './version.js';
 
 export function makeCli(): Cli {
   const cli = new Cli({ binaryLabel: 'liteboot', binaryName: 'liteboot', binaryVersion: version, enableColors: false });
-  for (const c of [SetupCaCommand, SetupBootstrapCommand, CakeyGetpubCommand, InspectCommand, OperatorCreateCommand, UpCommand, ServerStartCommand]) cli.register(c);
+  const commands = [
+    // set-up
+    SetupCaCommand, SetupBootstrapCommand, OperatorCreateCommand, CakeyGetpubCommand,
+    // server
+    UpCommand, ServerStartCommand,
+    // devices and certificates
+    NewDeviceCommand, DeviceStatusCommand, DeviceRekeyCommand, CertStatusCommand, CertGetCommand, CertRevokeCommand, CloudSettingsCommand,
+    // tools
+    InspectCommand, DecodeCborCommand,
+  ];
+  for (const c of commands) cli.register(c);
   cli.register(Builtins.HelpCommand);
   cli.register(Builtins.VersionCommand);
   return cli;

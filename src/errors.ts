@@ -34,6 +34,12 @@ export type ErrorCode =
   | 'METHOD_NOT_ALLOWED'
   | 'BODY_TOO_LARGE'
   | 'CA_EXPIRED'
+  // the device side (src/client)
+  | 'UNREACHABLE'
+  | 'TLS_FAILED'
+  | 'SERVER_REFUSED'
+  | 'SERVER_FAILED'
+  | 'BAD_CERT_RETURNED'
   // the store
   | 'DB_CORRUPT'
   | 'DB_LOCKED'

@@ -1,0 +1,38 @@
+import { writeFileSync } from 'node:fs';
+import { Option } from 'clipanion';
+import { LitebootError } from '../../errors.js';
+import { ClientCommand, serialArg } from '../client-base.js';
+
+export class CertGetCommand extends ClientCommand {
+  static override paths = [['cert', 'get']];
+  static override usage = ClientCommand.Usage({
+    category: 'Certificates',
+    description: 'fetch a copy of a certificate as PEM (GET /cc)',
+    examples: [
+      ['Print a certificate', '$0 cert get 1795721654822870144 --hostname localhost'],
+      ['Save it', '$0 cert get 1795721654822870144 -o device.crt'],
+    ],
+  });
+
+  serial = Option.String({ name: 'serial' });
+  output = Option.String('-o,--output', { description: 'Write the PEM to this file instead of standard output' });
+
+  protected async run(): Promise<number> {
+    const serial = serialArg(this.serial);
+    const client = this.client({ kind: 'bootstrap' });
+    try {
+      const r = await client.certCopy(serial, this.wireFormat());
+      if (r.kind !== 'cc') return 1;
+      if (this.output) {
+        try {
+          writeFileSync(this.output, r.pem);
+        } catch (e) {
+          throw new LitebootError('FILE_UNREADABLE', `cannot write ${this.output}: ${(e as Error).message}`);
+        }
+      } else this.context.stdout.write(r.pem);
+      return 0;
+    } finally {
+      client.close();
+    }
+  }
+}
