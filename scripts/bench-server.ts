@@ -8,7 +8,8 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer as createNetServer } from 'node:net';
 import { Agent, request } from 'node:https';
 import { createSecureContext } from 'node:tls';
 import { tmpdir } from 'node:os';
@@ -31,6 +32,8 @@ const CLIENTS = opt('--clients', 8);
 const PREFILL = opt('--prefill', 100_000);
 const MODES = (args.includes('--modes') ? args[args.indexOf('--modes') + 1]! : 'keepalive,newconn').split(',');
 const STAGES = (args.includes('--stages') ? args[args.indexOf('--stages') + 1]! : 'empty,prefilled').split(',');
+/** `--provider-down`: cloud registration to a webhook that accepts connections and never answers. */
+const PROVIDER_DOWN = args.includes('--provider-down');
 const BIN = fileURLToPath(new URL('../../bin/liteboot.js', import.meta.url));
 
 function cborBody(der: Buffer): Buffer {
@@ -145,6 +148,14 @@ try {
   const certs = new CertsDir(join(dir, 'certs'));
   await setupCa({ certs, dbPath: join(dir, 'CADB.db'), hostname: 'localhost', now: new Date() });
   await setupBootstrap({ certs, now: new Date() });
+  if (PROVIDER_DOWN) {
+    const silent = createNetServer((sock) => sock.on('error', () => {})); // holds every connection, answers nothing
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', () => r()));
+    silent.unref();
+    const port = (silent.address() as { port: number }).port;
+    writeFileSync(join(dir, '.liteboot.toml'), `[cloud]\nprovider = "webhook"\nurl = "http://127.0.0.1:${port}/hook"\nsecret = "x"\ntimeout = 10\nconcurrency = 4\n`);
+    console.log(`cloud provider: a webhook that never answers (timeout 10 s)`);
+  }
   const tls = { ca: readFileSync(certs.path('CA.crt')), cert: readFileSync(certs.path('BOOTSTRAP.crt')), key: readFileSync(certs.path('BOOTSTRAP.key')) };
   console.log(`making a pool of CSRs ...`);
   const pool = await csrPool(20_000);

@@ -38,8 +38,34 @@ export interface ServerConfig {
     maxConnections: number;
     maxHeaderBytes: number;
   };
+  cloud: CloudConfig;
   /** Where the settings came from, for the start-up line. */
   configFile?: string;
+}
+
+export type CloudProviderName = 'none' | 'azure' | 'azure-cli' | 'webhook';
+
+/** `[cloud]`: where new devices are registered, and how hard to try. */
+export interface CloudConfig {
+  provider: CloudProviderName;
+  hubname: string;
+  resourcegroup: string;
+  /** azure: the service connection string ([cloud] connection_string or $LITEBOOT_AZURE_CONNECTION_STRING). */
+  connectionString?: string;
+  /** azure: the registry's base URL, when it is not https://<HostName> (a proxy, a test peer). */
+  endpoint?: string;
+  apiVersion: string;
+  /** azure-cli: the command to run. */
+  azCommand: string;
+  /** webhook: where to POST, and the HMAC secret ([cloud] secret or $LITEBOOT_WEBHOOK_SECRET). */
+  url?: string;
+  secret?: string;
+  /** Extra CA certificates (PEM) to trust for the provider's HTTPS. */
+  ca?: Buffer;
+  timeoutMs: number;
+  retryMinMs: number;
+  retryMaxMs: number;
+  concurrency: number;
 }
 
 /** Keys of the `[server]` table and their types. */
@@ -91,7 +117,7 @@ function check(key: string, kind: string, v: unknown, where: string): string | n
 }
 
 /** Reads `.liteboot.toml`: the given path, else the current directory, then the home directory. */
-function readConfigFile(explicit: string | undefined, cwd: string, home: string | undefined): { path?: string; table: Record<string, unknown> } {
+function readConfigFile(explicit: string | undefined, cwd: string, home: string | undefined): { path?: string; table: Record<string, unknown>; cloud: Record<string, unknown> } {
   const candidates = explicit ? [resolve(cwd, explicit)] : [join(cwd, '.liteboot.toml'), ...(home ? [join(home, '.liteboot.toml')] : [])];
   for (const path of candidates) {
     let text: string;
@@ -111,10 +137,81 @@ function readConfigFile(explicit: string | undefined, cwd: string, home: string 
       if (table !== 'server' && table !== 'cloud') throw new LitebootError('BAD_CONFIG', `${path}: unknown table [${table}] (liteboot reads [server] and [cloud])`);
     }
     const server = (doc.server ?? {}) as Record<string, unknown>;
+    const cloud = (doc.cloud ?? {}) as Record<string, unknown>;
     if (typeof server !== 'object' || Array.isArray(server)) throw new LitebootError('BAD_CONFIG', `${path}: [server] must be a table`);
-    return { path, table: server };
+    if (typeof cloud !== 'object' || Array.isArray(cloud)) throw new LitebootError('BAD_CONFIG', `${path}: [cloud] must be a table`);
+    return { path, table: server, cloud };
   }
-  return { table: {} };
+  return { table: {}, cloud: {} };
+}
+
+const CLOUD_KEYS = {
+  provider: 'string',
+  connection_string: 'string',
+  endpoint: 'string',
+  api_version: 'string',
+  az_command: 'string',
+  url: 'string',
+  secret: 'string',
+  ca_file: 'string',
+  timeout: 'seconds',
+  retry_min: 'seconds',
+  retry_max: 'seconds',
+  concurrency: 'positive',
+} as const;
+
+function loadCloudConfig(table: Record<string, unknown>, where: string, server: { hubname: string; resourcegroup: string }, env: NodeJS.ProcessEnv, cwd: string): CloudConfig {
+  const v: Record<string, string | number | boolean> = {};
+  for (const [k, val] of Object.entries(table)) {
+    if (!(k in CLOUD_KEYS)) throw new LitebootError('BAD_CONFIG', `${where}: unknown key "${k}" in [cloud] (known: ${Object.keys(CLOUD_KEYS).join(', ')})`);
+    v[k] = check(k, CLOUD_KEYS[k as keyof typeof CLOUD_KEYS], val, where);
+  }
+  const provider = (v.provider as string | undefined) ?? 'none';
+  if (!['none', 'azure', 'azure-cli', 'webhook'].includes(provider)) {
+    throw new LitebootError('BAD_CONFIG', `${where}: [cloud] provider must be none, azure, azure-cli or webhook, not "${provider}"`);
+  }
+  let ca: Buffer | undefined;
+  if (typeof v.ca_file === 'string') {
+    try {
+      ca = readFileSync(resolve(cwd, v.ca_file));
+    } catch (e) {
+      throw new LitebootError('BAD_CONFIG', `${where}: cannot read [cloud] ca_file ${v.ca_file}: ${(e as Error).message}`);
+    }
+  }
+  const secs = (k: string, d: number) => Math.round(((v[k] as number | undefined) ?? d) * 1000);
+  const cfg: CloudConfig = {
+    provider: provider as CloudProviderName,
+    hubname: server.hubname,
+    resourcegroup: server.resourcegroup,
+    // Secrets may live in the environment instead of the file.
+    connectionString: (v.connection_string as string | undefined) ?? env.LITEBOOT_AZURE_CONNECTION_STRING,
+    endpoint: v.endpoint as string | undefined,
+    apiVersion: (v.api_version as string | undefined) ?? '2021-04-12',
+    azCommand: (v.az_command as string | undefined) ?? 'az',
+    url: v.url as string | undefined,
+    secret: (v.secret as string | undefined) ?? env.LITEBOOT_WEBHOOK_SECRET,
+    ca,
+    timeoutMs: secs('timeout', 10),
+    retryMinMs: secs('retry_min', 10),
+    retryMaxMs: secs('retry_max', 3600),
+    concurrency: (v.concurrency as number | undefined) ?? 4,
+  };
+  const need = (ok: boolean, what: string) => {
+    if (!ok) throw new LitebootError('BAD_CONFIG', `${where}: [cloud] provider = "${provider}" needs ${what}`);
+  };
+  if (provider === 'azure') need(!!cfg.connectionString, 'connection_string (or $LITEBOOT_AZURE_CONNECTION_STRING)');
+  if (provider === 'webhook') {
+    need(!!cfg.url, 'url');
+    need(!!cfg.secret, 'secret (or $LITEBOOT_WEBHOOK_SECRET)');
+    try {
+      new URL(cfg.url!);
+    } catch {
+      throw new LitebootError('BAD_CONFIG', `${where}: [cloud] url "${cfg.url}" is not a URL`);
+    }
+  }
+  if (provider === 'azure-cli') need(!!cfg.hubname && !!cfg.resourcegroup, '[server] hubname and resourcegroup');
+  if (cfg.retryMaxMs < cfg.retryMinMs) throw new LitebootError('BAD_CONFIG', `${where}: [cloud] retry_max must not be less than retry_min`);
+  return cfg;
 }
 
 export interface LoadServerConfigOptions {
@@ -171,6 +268,7 @@ export function loadServerConfig(o: LoadServerConfigOptions): ServerConfig {
       maxConnections: num('max_connections', 2048),
       maxHeaderBytes: 8 * 1024,
     },
+    cloud: loadCloudConfig(file.cloud, where, { hubname: str('hubname', ''), resourcegroup: str('resourcegroup', '') }, o.env, o.cwd),
     configFile: file.path,
   };
   if (cfg.port !== 0 && cfg.port === cfg.mport) throw new LitebootError('BAD_CONFIG', `port and mport are both ${cfg.port}; they must differ`);
@@ -178,6 +276,6 @@ export function loadServerConfig(o: LoadServerConfigOptions): ServerConfig {
 }
 
 function deepFreeze<T>(o: T): T {
-  for (const v of Object.values(o as object)) if (v && typeof v === 'object') deepFreeze(v);
+  for (const v of Object.values(o as object)) if (v && typeof v === 'object' && !ArrayBuffer.isView(v)) deepFreeze(v);
   return Object.freeze(o);
 }

@@ -40,6 +40,8 @@ export interface AuthorityOptions {
   policy: IssuancePolicy;
   /** Validity of device certificates in days (default 365), never beyond the CA. */
   deviceDays: number;
+  /** Whether new devices await cloud registration (`pending`) or have no provider (`none`). */
+  registration: 'pending' | 'none';
   serials: TimestampSerials;
   clock: () => Date;
 }
@@ -53,6 +55,7 @@ const REASONS = new Set([0, 1, 2, 3, 4, 5, 6, 8, 9, 10]);
  */
 export class Authority {
   private readonly revocationListeners: (() => void)[] = [];
+  private readonly issueListeners: ((deviceId: string) => void)[] = [];
   private crlNumber = 0n;
 
   constructor(private readonly o: AuthorityOptions) {}
@@ -89,8 +92,15 @@ export class Authority {
       notAfter: validityEnd(notBefore, this.o.deviceDays, this.o.issuer.notAfter),
       issuedBy: caller.label,
       issuedAt: notBefore,
+      registration: this.o.registration,
     });
+    for (const l of this.issueListeners) l(req.deviceId);
     return { der, serial, deviceId: req.deviceId };
+  }
+
+  /** Called after each certificate is recorded (cloud registration listens). */
+  onIssued(listener: (deviceId: string) => void): void {
+    this.issueListeners.push(listener);
   }
 
   /** cr and p10cr: a new device certificate for a CSR that passes policy. */

@@ -7,6 +7,8 @@ import { TimestampSerials } from '../ca/serial-source.js';
 import type { ServerConfig } from '../config.js';
 import { LitebootError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { makeProvider } from '../cloud/providers/index.js';
+import { Registrar } from '../cloud/registrar.js';
 import { openStore } from '../store/sqljs-store.js';
 import type { Store } from '../store/types.js';
 import { ApiServer, listenError } from './api-server.js';
@@ -60,6 +62,7 @@ export async function startServer(o: StartOptions): Promise<RunningServer> {
     log.warn(`the server certificate (${san || 'no SAN'}) does not name the hostname "${config.hostname}"; devices checking it will refuse to connect`);
   }
 
+  const provider = makeProvider(config.cloud); // a bad connection string is refused before anything changes
   // A port in use should change nothing: find out before the database is created or migrated.
   await assertPortFree(config.port, config.listen, 'REST API');
   await assertPortFree(config.mport, config.listen, 'mTLS listener');
@@ -70,9 +73,12 @@ export async function startServer(o: StartOptions): Promise<RunningServer> {
       issuer: ca.issuer,
       policy: { requireUuid: config.requireUuid },
       deviceDays: config.deviceDays,
+      registration: provider ? 'pending' : 'none',
       serials: new TimestampSerials(await store.maxSerial()),
       clock,
     });
+    const registrar = new Registrar({ store, provider, cfg: config.cloud, log });
+    authority.onIssued(() => registrar.notifyIssued());
     const tls = await TlsMaterial.create(serverKey, server.pem, ca.cert.pem, authority, log);
     const api = new ApiServer({
       tls,
@@ -84,6 +90,7 @@ export async function startServer(o: StartOptions): Promise<RunningServer> {
         hubname: config.hubname,
         mqttport: config.mqttport,
         uploadBytes: config.limits.uploadBytes,
+        registrar,
         banner: `liteboot ${o.version}: certificate authority and bootstrap server for ${config.hostname}\n`,
       },
     });
@@ -96,6 +103,7 @@ export async function startServer(o: StartOptions): Promise<RunningServer> {
       await api.stop(0);
       throw e;
     }
+    registrar.start();
     let stopping: Promise<void> | undefined;
     return {
       apiPort,
@@ -105,6 +113,7 @@ export async function startServer(o: StartOptions): Promise<RunningServer> {
       stop: () =>
         (stopping ??= (async () => {
           await Promise.all([api.stop(10_000), mtls.stop()]);
+          await registrar.stop();
           tls.close();
           await store.close();
         })()),

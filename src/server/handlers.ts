@@ -1,5 +1,8 @@
 import { parsePemBlocks, toPem } from '../asn1/pem.js';
 import type { Authority, Caller } from '../ca/authority.js';
+import { canonicalUuid } from '../ca/uuid.js';
+import type { Registrar } from '../cloud/registrar.js';
+import { parseJsonExact } from '../protocol/json.js';
 import { LitebootError } from '../errors.js';
 import type { Format } from '../protocol/format.js';
 import { MEDIA_TYPE } from '../protocol/format.js';
@@ -35,6 +38,7 @@ export interface Reply {
 
 export interface Deps {
   authority: Authority;
+  registrar: Registrar;
   hubname: string;
   mqttport: number;
   uploadBytes: number;
@@ -114,3 +118,21 @@ export const revoke: Handler = async (ctx, d) => {
 };
 
 export const banner: Handler = async (_ctx, d) => ({ status: 200, contentType: 'text/plain; charset=utf-8', body: Buffer.from(d.banner) });
+
+/**
+ * An operator's "register now" (not part of the device contract): JSON `{"DeviceId": "<uuid>"}`
+ * for one device, `{}` for every device not yet registered. Answers `{"Status":0,"Devices":n}`.
+ */
+export const registerNow: Handler = async (ctx, d) => {
+  const parsed = ctx.body.length ? parseJsonExact(ctx.body.toString('utf8')) : { value: {} };
+  const v = parsed?.value;
+  if (!v || typeof v !== 'object' || Array.isArray(v)) throw new LitebootError('BAD_BODY', 'bad request: POST data did not match specified Content-Type');
+  const raw = (v as Record<string, unknown>).DeviceId;
+  let id: string | undefined;
+  if (raw !== undefined) {
+    id = typeof raw === 'string' ? canonicalUuid(raw) : undefined;
+    if (!id) throw new LitebootError('BAD_UUID', 'need a valid UUID');
+  }
+  const n = await d.registrar.retryNow(id);
+  return { status: 200, contentType: MEDIA_TYPE.json, body: Buffer.from(`{"Status":0,"Devices":${n}}\n`) };
+};

@@ -26,6 +26,8 @@ export const ROUTES: readonly Route[] = [
   { method: 'GET', path: '/api/v1/ccs', roles: READ, body: 'none', handler: h.cloudSettings },
   { method: 'POST', path: '/api/v1/kur', roles: ['device'], body: 'negotiated', handler: h.keyUpdate },
   { method: 'POST', path: '/api/v1/krr', roles: ['device', 'operator'], body: 'negotiated', handler: h.revoke },
+  // Operator-only additions beyond the original's contract.
+  { method: 'POST', path: '/api/v1/registrations', roles: ['operator'], body: 'negotiated', handler: h.registerNow },
 ];
 
 export interface Match {

@@ -46,7 +46,7 @@ export const MIGRATIONS: readonly Migration[] = [
         ALTER TABLE devices ADD COLUMN reg_last_error TEXT;
         ALTER TABLE devices ADD COLUMN reg_next_at INTEGER;
         ALTER TABLE devices ADD COLUMN reg_updated_at INTEGER;
-        UPDATE devices SET reg_state = CASE WHEN registered != 0 THEN 'registered' ELSE 'pending' END;
+        UPDATE devices SET reg_state = CASE WHEN registered != 0 THEN 'registered' ELSE 'pending' END, reg_next_at = 0;
         UPDATE certs SET not_after = expiry;
         -- The original scanned the whole table for every serial lookup.
         CREATE INDEX certs_serial ON certs(serial);

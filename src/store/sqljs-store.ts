@@ -38,7 +38,7 @@ function loadSqlJs(): Promise<SqlJsStatic> {
 
 /** The journal's operations: domain changes, replayed on open through the same `apply`. */
 type Op =
-  | { op: 'cert'; id: string; name: string; serial: string; keyid: string; cert: string; nb: string; na: string; by?: string; at: number }
+  | { op: 'cert'; id: string; name: string; serial: string; keyid: string; cert: string; nb: string; na: string; by?: string; at: number; reg?: 'pending' | 'none' }
   | { op: 'revoke'; serial: string; at: number; reason: number }
   | { op: 'reg'; id: string; status: RegistrationStatus; attempts: number; err?: string; next?: number; at?: number }
   | { op: 'set'; key: string; value: string };
@@ -258,7 +258,8 @@ export class SqlJsStore implements Store {
   private apply(op: Op): void {
     switch (op.op) {
       case 'cert':
-        this.run('INSERT OR IGNORE INTO devices (id, registered) VALUES (?, 0)', [op.id]);
+        // A new device is due for registration at once (reg_next_at is set so the due query can use its index).
+        this.run('INSERT OR IGNORE INTO devices (id, registered, reg_state, reg_next_at) VALUES (?, 0, ?, ?)', [op.id, op.reg ?? 'pending', op.at]);
         this.run(
           `INSERT INTO certs (id, name, serial, keyid, cert, expiry, valid, not_before, not_after, issued_by, issued_at)
            VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?)`,
@@ -269,10 +270,10 @@ export class SqlJsStore implements Store {
         this.run('UPDATE certs SET valid = 0, revoked_at = ?, revoke_reason = ? WHERE serial = ? AND valid != 0', [op.at, op.reason, op.serial]);
         break;
       case 'reg':
-        this.run('INSERT OR IGNORE INTO devices (id, registered) VALUES (?, 0)', [op.id]);
+        this.run('INSERT OR IGNORE INTO devices (id, registered, reg_next_at) VALUES (?, 0, 0)', [op.id]);
         this.run(
           `UPDATE devices SET registered = ?, reg_state = ?, reg_attempts = ?, reg_last_error = ?, reg_next_at = ?, reg_updated_at = ? WHERE id = ?`,
-          [op.status === 'registered' ? 1 : 0, op.status, op.attempts, op.err ?? null, op.next ?? null, op.at ?? null, op.id],
+          [op.status === 'registered' ? 1 : 0, op.status, op.attempts, op.err ?? null, op.next ?? 0, op.at ?? null, op.id],
         );
         break;
       case 'set':
@@ -314,6 +315,7 @@ export class SqlJsStore implements Store {
       na: sqlTime(c.notAfter),
       by: c.issuedBy,
       at: (c.issuedAt ?? new Date()).getTime(),
+      reg: c.registration,
     });
   }
 
@@ -392,7 +394,7 @@ export class SqlJsStore implements Store {
 
   async dueRegistrations(now: number, limit: number): Promise<string[]> {
     return this.all(
-      `SELECT id FROM devices WHERE reg_state = 'pending' AND (reg_next_at IS NULL OR reg_next_at <= ?) ORDER BY coalesce(reg_next_at, 0) LIMIT ?`,
+      `SELECT id FROM devices WHERE reg_state = 'pending' AND reg_next_at <= ? ORDER BY reg_next_at LIMIT ?`,
       [now, limit],
     ).map((r) => String(r[0]));
   }

@@ -31,6 +31,8 @@ export interface IssuedCertificate {
   /** Who asked for it: e.g. `bootstrap`, `operator:alice`, `device:<serial>` (kur). */
   issuedBy?: string;
   issuedAt?: Date;
+  /** Registration state of a device seen for the first time: `pending` (registered in the background) or `none` (no provider). */
+  registration?: 'pending' | 'none';
 }
 
 export interface CertificateRecord extends IssuedCertificate {

@@ -28,6 +28,7 @@ export interface StartOptions {
   /** Prepare the directory before the server starts (copy a database in, ...). */
   prepare?: (dir: string) => void | Promise<void>;
   args?: string[];
+  env?: NodeJS.ProcessEnv;
 }
 
 /** A CA, the bootstrap and an operator credential in a new directory, made by the library. */
@@ -44,13 +45,13 @@ export async function startServer(o: StartOptions = {}): Promise<TestServer> {
   await makeCaDir(t.dir);
   writeFileSync(join(t.dir, '.liteboot.toml'), `[server]\nhubname = "test-hub"\nmqttport = 8883\n${o.toml ?? ''}\n`);
   await o.prepare?.(t.dir);
-  return spawnServer(t.dir, t.cleanup, o.args ?? []);
+  return spawnServer(t.dir, t.cleanup, o.args ?? [], o.env);
 }
 
-export async function spawnServer(dir: string, cleanup: () => void, args: string[] = []): Promise<TestServer> {
+export async function spawnServer(dir: string, cleanup: () => void, args: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<TestServer> {
   const child = spawn(process.execPath, [BIN, 'server', 'start', '--hostname', 'localhost', '--listen', '127.0.0.1', '-p', '0', '-m', '0', ...args], {
     cwd: dir,
-    env: { ...process.env, CAHOSTNAME: '' },
+    env: { ...process.env, CAHOSTNAME: '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
