@@ -28,6 +28,8 @@ export interface ServerConfig {
   deviceDays: number;
   certsDir: string;
   dbPath: string;
+  /** Fold the journal into CADB.db once it holds this many bytes (at least; see the store). */
+  compactBytes?: number;
   limits: {
     bodyBytes: number;
     uploadBytes: number;
@@ -85,6 +87,7 @@ const SERVER_KEYS = {
   keepalive_timeout: 'seconds',
   handshake_timeout: 'seconds',
   max_connections: 'positive',
+  journal_compact_bytes: 'positive',
 } as const;
 type ServerKey = keyof typeof SERVER_KEYS;
 
@@ -258,6 +261,7 @@ export function loadServerConfig(o: LoadServerConfigOptions): ServerConfig {
     deviceDays: num('device_days', 365),
     certsDir: o.certsDir,
     dbPath: o.dbPath,
+    compactBytes: values.journal_compact_bytes as number | undefined,
     limits: {
       bodyBytes: num('body_limit', 16 * 1024),
       uploadBytes: 4096,

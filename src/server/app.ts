@@ -66,7 +66,7 @@ export async function startServer(o: StartOptions): Promise<RunningServer> {
   // A port in use should change nothing: find out before the database is created or migrated.
   await assertPortFree(config.port, config.listen, 'REST API');
   await assertPortFree(config.mport, config.listen, 'mTLS listener');
-  const store = await openStore({ path: config.dbPath, log: (m) => log.info(`store: ${m}`) });
+  const store = await openStore({ path: config.dbPath, compactBytes: config.compactBytes, log: (m) => log.info(`store: ${m}`) });
   try {
     const authority = new Authority({
       store,
