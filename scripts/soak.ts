@@ -1,0 +1,165 @@
+/**
+ * Soak (issue 7): mixed traffic (enrol, status, device status, copy, key update, revoke) at a
+ * steady rate for a long time, sampling the server's resident memory and the latency each
+ * second. Prints the series and a summary; fails on any error, on memory that grows beyond what
+ * the database itself grew by, or on latency that drifts.
+ *
+ *   node dist/scripts/soak.js [--seconds 600] [--rate 200] [--seed N]
+ */
+import { X509Certificate } from 'node:crypto';
+import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { buildCsr } from '../src/asn1/csr.js';
+import { generateKey } from '../src/asn1/keys.js';
+import { dn } from '../src/asn1/name.js';
+import { arg, client, csrPool, makeCa, prng, rssOf, sleep, startServer } from './lib/harness.js';
+import type { ApiClient } from '../src/client/api-client.js';
+
+const SECONDS = arg('--seconds', 600);
+const RATE = arg('--rate', 200);
+const SEED = arg('--seed', Date.now() % 1_000_000);
+const rnd = prng(SEED);
+console.log(`soak: ${SECONDS} s at ${RATE} requests/s, seed ${SEED}`);
+
+const dir = mkdtempSync(join(tmpdir(), 'liteboot-soak-'));
+let failed = false;
+try {
+  await makeCa(dir);
+  const srv = await startServer(dir);
+  const boot = client(dir, srv.port, 'BOOTSTRAP', 16);
+  const ops = client(dir, srv.port, 'OPERATOR-ops', 4);
+  const pool = await csrPool(500);
+  // Devices that exist: serial -> uuid, for status, copy, key update and revocation.
+  const issued: { serial: bigint; uuid: string }[] = [];
+  const enrol = async () => {
+    const der = await boot.enrol(pool[Math.floor(rnd() * pool.length)]!, 'cbor');
+    const x = new X509Certificate(der);
+    issued.push({ serial: BigInt('0x' + x.serialNumber), uuid: /CN=([0-9a-f-]{36})/.exec(x.subject)![1]! });
+  };
+  for (let i = 0; i < 50; i++) await enrol();
+  // Key updates need a device's own credential: one device, made here, rekeyed again and again.
+  const devKey = generateKey();
+  const devId = crypto.randomUUID();
+  const devCsr = await buildCsr(dn({ CN: devId }), devKey);
+  const devDer = await boot.enrol(devCsr, 'cbor');
+  const { ApiClient: Client } = await import('../src/client/api-client.js');
+  const { readFileSync } = await import('node:fs');
+  const { toPem } = await import('../src/asn1/pem.js');
+  const { privateKeyToPem } = await import('../src/asn1/keys.js');
+  const device: ApiClient = new Client({ host: 'localhost', port: srv.port, ca: readFileSync(join(dir, 'certs/CA.crt')), cert: Buffer.from(toPem('CERTIFICATE', devDer)), key: Buffer.from(privateKeyToPem(devKey)), connections: 2 });
+
+  const pickIssued = () => issued[Math.floor(rnd() * issued.length)]!;
+  const ops_: [number, () => Promise<unknown>][] = [
+    [40, enrol],
+    [20, () => boot.certStatus(pickIssued().serial).catch((e: Error) => (/invalid serial/.test(e.message) ? undefined : Promise.reject(e)))],
+    [15, () => boot.deviceStatus(pickIssued().uuid)],
+    [10, () => boot.certCopy(pickIssued().serial).catch((e: Error) => (/invalid serial/.test(e.message) ? undefined : Promise.reject(e)))],
+    [10, () => device.keyUpdate(devCsr, 'cbor')],
+    [5, async () => {
+      const victim = issued.splice(Math.floor(rnd() * issued.length), 1)[0];
+      if (victim && issued.length > 20) await ops.revoke(victim.serial, 1);
+      else if (victim) issued.push(victim);
+    }],
+  ];
+  const total = ops_.reduce((n, [w]) => n + w, 0);
+  const pickOp = () => {
+    let r = rnd() * total;
+    for (const [w, f] of ops_) if ((r -= w) < 0) return f;
+    return ops_[0]![1];
+  };
+
+  const series: { t: number; rss: number; n: number; p50: number; p99: number; errors: number }[] = [];
+  let lat: number[] = [];
+  let errors = 0;
+  let lastError = '';
+  let inFlight = 0;
+  // What the database holds on disk: the snapshot plus its journal.
+  const dbSize = () =>
+    readdirSync(dir)
+      .filter((f) => f === 'CADB.db' || f.startsWith('CADB.db.lbj.'))
+      .reduce((n, f) => {
+        try {
+          return n + statSync(join(dir, f)).size;
+        } catch {
+          return n;
+        }
+      }, 0);
+  const dbStart = dbSize();
+  const start = performance.now();
+  let sent = 0;
+  console.log('   t  rss(MB)  req/s  p50(ms)  p99(ms)  errors');
+  const sampler = setInterval(() => {
+    const l = lat.sort((a, b) => a - b);
+    lat = [];
+    const q = (p: number) => (l.length ? l[Math.min(l.length - 1, Math.floor(p * l.length))]! : 0);
+    const s = { t: series.length + 1, rss: rssOf(srv.child.pid!) / 1e6, n: l.length, p50: q(0.5), p99: q(0.99), errors };
+    series.push(s);
+    console.log(`${String(s.t).padStart(4)}  ${s.rss.toFixed(0).padStart(7)}  ${String(s.n).padStart(5)}  ${s.p50.toFixed(1).padStart(7)}  ${s.p99.toFixed(1).padStart(7)}  ${String(s.errors).padStart(6)}`);
+  }, 1000);
+  // Open loop: a request every 1/RATE s, whatever the answers take (at most 256 in flight).
+  while (performance.now() - start < SECONDS * 1000) {
+    const due = Math.floor(((performance.now() - start) / 1000) * RATE);
+    while (sent < due && inFlight < 256) {
+      sent++;
+      inFlight++;
+      const t0 = performance.now();
+      pickOp()()
+        .then(() => lat.push(performance.now() - t0))
+        .catch((e: Error) => {
+          errors++;
+          lastError = e.message;
+        })
+        .finally(() => inFlight--);
+    }
+    await sleep(2);
+  }
+  while (inFlight > 0) await sleep(10);
+  clearInterval(sampler);
+  boot.close();
+  ops.close();
+  device.close();
+
+  // Summary: memory trend over the second half (less what the database itself grew by), latency drift.
+  const warm = series.slice(Math.min(10, Math.floor(series.length / 4)));
+  const half = warm.slice(Math.floor(warm.length / 2));
+  const slope = (pts: { t: number; rss: number }[]) => {
+    const n = pts.length;
+    const mx = pts.reduce((a, p) => a + p.t, 0) / n;
+    const my = pts.reduce((a, p) => a + p.rss, 0) / n;
+    const num = pts.reduce((a, p) => a + (p.t - mx) * (p.rss - my), 0);
+    const den = pts.reduce((a, p) => a + (p.t - mx) ** 2, 0);
+    return den ? (num / den) * 60 : 0; // MB per minute
+  };
+  const dbGrowthMB = (dbSize() - dbStart) / 1e6;
+  const perMinuteDb = (dbGrowthMB / Math.max(1, series.length)) * 60;
+  const rssSlope = half.length > 5 ? slope(half) : 0;
+  const window = Math.max(1, Math.floor(warm.length / 5));
+  const p99 = (pts: typeof series) => pts.map((p) => p.p99).sort((a, b) => a - b)[Math.floor(pts.length / 2)] ?? 0;
+  const first = p99(warm.slice(0, window));
+  const last = p99(warm.slice(-window));
+  const rssStart = warm[0]?.rss ?? 0;
+  const rssEnd = warm[warm.length - 1]?.rss ?? 0;
+  console.log(`summary: ${sent} requests, ${errors} errors${errors ? ` (last: ${lastError})` : ''}`);
+  console.log(`memory: ${rssStart.toFixed(0)} MB after warm-up -> ${rssEnd.toFixed(0)} MB at the end; trend over the second half ${rssSlope.toFixed(1)} MB/min; the database grew ${dbGrowthMB.toFixed(1)} MB (${perMinuteDb.toFixed(1)} MB/min)`);
+  console.log(`latency: median of per-second p99 ${first.toFixed(1)} ms in the first fifth, ${last.toFixed(1)} ms in the last fifth`);
+  if (errors > 0) failed = true;
+  // sql.js holds the database in memory, so memory may grow as fast as the database does; more is a leak.
+  if (rssSlope > perMinuteDb * 2 + 3) {
+    console.log(`memory trend ${rssSlope.toFixed(1)} MB/min exceeds the database's growth (${perMinuteDb.toFixed(1)} MB/min)`);
+    failed = true;
+  }
+  if (last > first * 2 + 10) {
+    console.log('latency drifted');
+    failed = true;
+  }
+  srv.child.kill('SIGTERM');
+  if ((await srv.exited) !== 0) failed = true;
+} catch (e) {
+  console.log(`soak failed: ${(e as Error).stack}`);
+  failed = true;
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}
+console.log(failed ? 'FAILED' : 'passed');
+process.exit(failed ? 1 : 0);
