@@ -275,6 +275,9 @@ export function loadServerConfig(o: LoadServerConfigOptions): ServerConfig {
     cloud: loadCloudConfig(file.cloud, where, { hubname: str('hubname', ''), resourcegroup: str('resourcegroup', '') }, o.env, o.cwd),
     configFile: file.path,
   };
+  if (cfg.limits.requestTimeoutMs < cfg.limits.headersTimeoutMs) {
+    throw new LitebootError('BAD_CONFIG', `${where}: request_timeout (${cfg.limits.requestTimeoutMs / 1000} s) must not be shorter than headers_timeout (${cfg.limits.headersTimeoutMs / 1000} s)`);
+  }
   if (cfg.port !== 0 && cfg.port === cfg.mport) throw new LitebootError('BAD_CONFIG', `port and mport are both ${cfg.port}; they must differ`);
   return deepFreeze(cfg);
 }

@@ -48,6 +48,9 @@ export class ApiServer {
         headersTimeout: o.limits.headersTimeoutMs,
         requestTimeout: o.limits.requestTimeoutMs,
         keepAliveTimeout: o.limits.keepAliveTimeoutMs,
+        // Node checks the header and request timeouts only this often (30 s by default): a client
+        // sending a byte a second would otherwise outlive headers_timeout by far.
+        connectionsCheckingInterval: Math.min(1000, o.limits.headersTimeoutMs),
       },
       (req, res) => void this.handle(req, res),
     );
@@ -139,9 +142,24 @@ export class ApiServer {
     if (!res.destroyed) {
       res.writeHead(reply.status, { 'Content-Type': reply.contentType, 'Content-Length': reply.body.length, ...reply.headers });
       res.end(reply.body);
+      this.watchUnread(res);
     }
     this.o.log.request({ method: req.method ?? '?', path, status: reply.status, ms: performance.now() - started, who, serial: reply.serial, code });
     if (--this.inFlight === 0) for (const f of this.drained.splice(0)) f();
+  }
+
+  /**
+   * A client that pipelines requests and never reads the answers leaves a response that never
+   * finishes (Node stops reading its requests, but holds the connection). A response not handed
+   * to the OS within the request timeout closes its connection.
+   */
+  private watchUnread(res: ServerResponse): void {
+    if (res.writableFinished) return;
+    const timer = setTimeout(() => res.socket?.destroy(), this.o.limits.requestTimeoutMs);
+    timer.unref();
+    const done = () => clearTimeout(timer);
+    res.once('finish', done);
+    res.once('close', done);
   }
 
   /** Stops accepting, lets requests in flight finish (up to `graceMs`), then closes every socket. */

@@ -87,6 +87,7 @@ describe('configuration and start-up errors: one clear line, exit 1', () => {
     ['an unknown key', (d) => writeFileSync(join(d, '.liteboot.toml'), '[server]\nprot = 1443\n'), [], /unknown key "prot"/],
     ['broken TOML', (d) => writeFileSync(join(d, '.liteboot.toml'), '[server\n'), [], /not valid TOML/],
     ['a bad flag value', () => {}, ['-p', '99999'], /port must be a port number/],
+    ['timeouts that contradict each other', (d) => writeFileSync(join(d, '.liteboot.toml'), '[server]\nrequest_timeout = 2\n'), [], /request_timeout \(2 s\) must not be shorter than headers_timeout \(10 s\)/],
     ['a missing server certificate', (d) => rmSync(join(d, 'certs', 'SERVER.crt')), [], /server certificate not found .*SERVER\.crt/],
     ['a missing CA key', (d) => rmSync(join(d, 'certs', 'CA.key')), [], /CA key not found .*CA\.key/],
     ['a corrupt database', (d) => writeFileSync(join(d, 'CADB.db'), 'garbage'.repeat(100)), [], /not a SQLite database/],
@@ -151,6 +152,52 @@ describe('slow and silent clients (API.md improvement 12)', () => {
       });
       assert.ok(idle < 4000, `idle connection closed after ${idle} ms`);
       assert.equal(curl(s, identity(s.dir, 'BOOTSTRAP'), '/api/v1/ccs').status, 200);
+    } finally {
+      await s.stop();
+      s.cleanup();
+    }
+  });
+});
+
+describe('regressions found by scripts/hostile.ts', () => {
+  test('a client sending its headers a byte at a time is cut off at headers_timeout, not 30 s later', async () => {
+    const s = await startServer({ toml: 'headers_timeout = 1\nrequest_timeout = 2' });
+    try {
+      const tlsOpts = { host: '127.0.0.1', port: s.port, servername: 'localhost', ca: readFileSync(join(s.dir, 'certs/CA.crt')), cert: readFileSync(join(s.dir, 'certs/BOOTSTRAP.crt')), key: readFileSync(join(s.dir, 'certs/BOOTSTRAP.key')) };
+      const t0 = Date.now();
+      const ms = await new Promise<number>((resolve) => {
+        const text = 'GET /api/v1/ccs HTTP/1.1\r\nHost: localhost\r\nX-Slow: ' + 'a'.repeat(200) + '\r\n\r\n';
+        let k = 0;
+        const sock = connect(tlsOpts, () => {
+          const t = setInterval(() => (sock.destroyed ? clearInterval(t) : sock.write(text[k++] ?? '')), 200);
+        });
+        sock.resume();
+        sock.on('error', () => {});
+        sock.on('close', () => resolve(Date.now() - t0));
+      });
+      assert.ok(ms < 4000, `closed after ${ms} ms`);
+    } finally {
+      await s.stop();
+      s.cleanup();
+    }
+  });
+
+  test('a client that pipelines requests and never reads the answers is disconnected', async () => {
+    const s = await startServer({ toml: 'headers_timeout = 1\nrequest_timeout = 2\nkeepalive_timeout = 30' });
+    try {
+      const tlsOpts = { host: '127.0.0.1', port: s.port, servername: 'localhost', ca: readFileSync(join(s.dir, 'certs/CA.crt')), cert: readFileSync(join(s.dir, 'certs/BOOTSTRAP.crt')), key: readFileSync(join(s.dir, 'certs/BOOTSTRAP.key')) };
+      const sock = connect(tlsOpts, () => {
+        sock.pause();
+        sock.write('GET /api/v1/cc/1 HTTP/1.1\r\nHost: localhost\r\n\r\n'.repeat(60000)); // answers far beyond what kernel buffers hold
+      });
+      sock.on('error', () => {});
+      const closed = new Promise<number>((r) => sock.on('close', () => r(Date.now())));
+      await new Promise((r) => setTimeout(r, 5000));
+      const t = Date.now();
+      sock.resume(); // now read: a connection the server dropped ends at once
+      const at = await Promise.race([closed, new Promise<number>((r) => setTimeout(() => r(Infinity), 3000))]);
+      assert.ok(at - t < 3000, 'the server had closed the connection');
+      assert.equal(curl(s, identity(s.dir, 'BOOTSTRAP'), '/api/v1/ccs').status, 200, 'and still serves');
     } finally {
       await s.stop();
       s.cleanup();
