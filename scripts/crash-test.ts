@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { arg, client, csrPool, makeCa, prng, sleep, startServer } from './lib/harness.js';
 
 const CYCLES = arg('--cycles', 20);
-const SEED = arg('--seed', Date.now() % 1_000_000);
+const SEED = arg('--seed', 1);
 const random = prng(SEED);
 console.log(`crash test: ${CYCLES} cycles, seed ${SEED} (replay with --seed ${SEED})`);
 

@@ -27,7 +27,7 @@ import { decodeCborResponse, WireError } from '../src/protocol/responses.js';
 import { arg, makeCa, prng, rssOf, startServer } from './lib/harness.js';
 
 const CASES = arg('--cases', 5000);
-const SEED = arg('--seed', Date.now() % 1_000_000);
+const SEED = arg('--seed', 1);
 const rnd = prng(SEED);
 const int = (n: number) => Math.floor(rnd() * n);
 const bytes = (n: number) => Buffer.from(Array.from({ length: n }, () => int(256)));
