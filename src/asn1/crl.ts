@@ -16,22 +16,26 @@ export interface CrlTemplate {
   nextUpdate: Date;
   /** RFC 5280 §5.2.3: monotonically increasing. */
   number: bigint;
-  entries: readonly CrlEntry[];
+  /** Each the DER of one revokedCertificates entry (see encodeCrlEntry), so callers can cache them. */
+  entries: readonly Uint8Array[];
 }
 
 const CRL_NUMBER = '2.5.29.20';
 const REASON_CODE = '2.5.29.21';
 
+/** One entry of revokedCertificates: serial, date, and the reasonCode extension when there is a reason. */
+export function encodeCrlEntry(e: CrlEntry): Buffer {
+  return sequence(
+    integer(e.serial),
+    time(e.revokedAt),
+    ...(e.reason ? [sequence(sequence(oid(REASON_CODE), octetString(tlv(0x0a, Buffer.from([e.reason])))))] : []),
+  );
+}
+
 /** An X.509 v2 CRL (RFC 5280 §5.1), DER. */
 export async function buildCrl(t: CrlTemplate, signer: Signer): Promise<Buffer> {
   const sigAlg = algorithmDer(signer.algorithm);
-  const revoked = t.entries.map((e) =>
-    sequence(
-      integer(e.serial),
-      time(e.revokedAt),
-      ...(e.reason ? [sequence(sequence(oid(REASON_CODE), octetString(tlv(0x0a, Buffer.from([e.reason])))))] : []),
-    ),
-  );
+  const revoked = t.entries;
   const tbs = sequence(
     tlv(TAG.INTEGER, Buffer.from([1])), // v2
     sigAlg,

@@ -1,4 +1,4 @@
-import { buildCrl } from '../asn1/crl.js';
+import { buildCrl, encodeCrlEntry } from '../asn1/crl.js';
 import { keyIdentifier } from '../asn1/extensions.js';
 import { toPem } from '../asn1/pem.js';
 import { LitebootError } from '../errors.js';
@@ -57,6 +57,8 @@ export class Authority {
   private readonly revocationListeners: (() => void)[] = [];
   private readonly issueListeners: ((deviceId: string) => void)[] = [];
   private crlNumber = 0n;
+  /** Encoded CRL entries, loaded from the store once and kept up to date by revoke(). */
+  private crlEntries: Map<bigint, Buffer> | undefined;
 
   constructor(private readonly o: AuthorityOptions) {}
 
@@ -130,7 +132,9 @@ export class Authority {
       throw new LitebootError('FORBIDDEN', 'a device may revoke only its own certificates');
     }
     if (caller.role !== 'device' && caller.role !== 'operator') throw new LitebootError('FORBIDDEN', 'this certificate may not revoke');
-    if (await this.o.store.revoke(serial, reason, this.o.clock())) {
+    const at = this.o.clock();
+    if (await this.o.store.revoke(serial, reason, at)) {
+      this.crlEntries?.set(serial, encodeCrlEntry({ serial, revokedAt: at, reason }));
       for (const l of this.revocationListeners) l();
     }
   }
@@ -163,7 +167,10 @@ export class Authority {
   /** The current CRL (RFC 5280 §5), valid for `days`; TLS listeners refuse what it lists. */
   async crl(days = 7): Promise<Buffer> {
     const now = this.o.clock();
-    const revocations = await this.o.store.revocations();
+    if (!this.crlEntries) {
+      // Rows the original marked invalid carry no time: date them now.
+      this.crlEntries = new Map((await this.o.store.revocations()).map((r) => [r.serial, encodeCrlEntry({ serial: r.serial, revokedAt: r.revokedAt ?? now, reason: r.reason })]));
+    }
     const nowNumber = BigInt(now.getTime());
     this.crlNumber = nowNumber > this.crlNumber ? nowNumber : this.crlNumber + 1n;
     return buildCrl(
@@ -173,8 +180,7 @@ export class Authority {
         thisUpdate: now,
         nextUpdate: validityEnd(now, days, new Date(Math.max(this.o.issuer.notAfter.getTime(), now.getTime() + DAY_MS))),
         number: this.crlNumber,
-        // Rows the original marked invalid carry no time: date them now.
-        entries: revocations.map((r) => ({ serial: r.serial, revokedAt: r.revokedAt ?? now, reason: r.reason })),
+        entries: [...this.crlEntries.values()],
       },
       this.o.issuer.signer,
     );

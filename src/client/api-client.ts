@@ -155,6 +155,13 @@ export class ApiClient {
     return this.call('GET', '/api/v1/ccs', format, 'ccs');
   }
 
+  /** Operator only: make one device (or every unregistered one) due for cloud registration now. */
+  async registerNow(deviceId?: string): Promise<number> {
+    const r = await this.raw('POST', '/api/v1/registrations', Buffer.from(deviceId ? `{"DeviceId":"${deviceId}"}` : '{}'), { 'Content-Type': MEDIA_TYPE.json });
+    if (r.status !== 200) this.decode(r, 'json', 'error');
+    return Number(/"Devices":(\d+)/.exec(r.body.toString())?.[1] ?? 0);
+  }
+
   async revoke(serial: bigint, reason: number, format: Format = 'cbor'): Promise<void> {
     const body = format === 'cbor' ? encodeCbor(cborMap([1, serial], ...(reason ? [[2, reason] as const] : []))) : Buffer.from(`{"Serial":${serial}${reason ? `,"Reason":${reason}` : ''}}`);
     await this.call('POST', '/api/v1/krr', format, 'cs', body);

@@ -1,7 +1,9 @@
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Server as NetServer } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Authority, Caller, PeerCertificate } from '../ca/authority.js';
+import type { ServerConfig } from '../config.js';
 import { isLitebootError, LitebootError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { MEDIA_TYPE, negotiate, type Format } from '../protocol/format.js';
@@ -17,15 +19,7 @@ export interface ApiServerOptions {
   deps: Deps;
   authority: Authority;
   log: Logger;
-  limits: {
-    bodyBytes: number;
-    headersTimeoutMs: number;
-    requestTimeoutMs: number;
-    keepAliveTimeoutMs: number;
-    handshakeTimeoutMs: number;
-    maxConnections: number;
-    maxHeaderBytes: number;
-  };
+  limits: ServerConfig['limits'];
 }
 
 /** Room for a multipart envelope around /p10cr's 4096-byte file. */
@@ -73,15 +67,7 @@ export class ApiServer {
   }
 
   listen(port: number, host: string): Promise<number> {
-    return new Promise((resolve, reject) => {
-      const onError = (e: NodeJS.ErrnoException) => reject(listenError(e, port, 'REST API'));
-      this.server.once('error', onError);
-      this.server.listen({ port, host: host || undefined }, () => {
-        this.server.off('error', onError);
-        const addr = this.server.address();
-        resolve(typeof addr === 'object' && addr ? addr.port : port);
-      });
-    });
+    return listenOn(this.server, port, host, 'REST API');
   }
 
   private async caller(req: IncomingMessage): Promise<Caller> {
@@ -195,6 +181,19 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
     req.on('end', () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)));
     req.on('error', reject);
     req.on('aborted', () => reject(new LitebootError('BAD_BODY', 'the client went away')));
+  });
+}
+
+/** Listens, resolving with the port bound (for port 0) or rejecting with a clear error. */
+export function listenOn(server: NetServer, port: number, host: string, what: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const onError = (e: NodeJS.ErrnoException) => reject(listenError(e, port, what));
+    server.once('error', onError);
+    server.listen({ port, host: host || undefined }, () => {
+      server.off('error', onError);
+      const addr = server.address();
+      resolve(typeof addr === 'object' && addr ? addr.port : port);
+    });
   });
 }
 

@@ -2,7 +2,7 @@ import { createServer, type DetailedPeerCertificate, type Server, type TLSSocket
 import { parseCertificate } from '../asn1/certificate.js';
 import { formatName } from '../asn1/name.js';
 import type { Logger } from '../log.js';
-import { listenError } from './api-server.js';
+import { listenOn } from './api-server.js';
 import type { TlsMaterial } from './tls.js';
 
 /**
@@ -54,15 +54,7 @@ export class MtlsListener {
   }
 
   listen(port: number, host: string): Promise<number> {
-    return new Promise((resolve, reject) => {
-      const onError = (e: NodeJS.ErrnoException) => reject(listenError(e, port, 'mTLS listener'));
-      this.server.once('error', onError);
-      this.server.listen({ port, host: host || undefined }, () => {
-        this.server.off('error', onError);
-        const addr = this.server.address();
-        resolve(typeof addr === 'object' && addr ? addr.port : port);
-      });
-    });
+    return listenOn(this.server, port, host, 'mTLS listener');
   }
 
   stop(): Promise<void> {

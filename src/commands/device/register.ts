@@ -1,9 +1,5 @@
-import { readFileSync } from 'node:fs';
-import { request } from 'node:https';
-import { isIP } from 'node:net';
 import { Option } from 'clipanion';
 import { canonicalUuid } from '../../ca/uuid.js';
-import { LitebootError } from '../../errors.js';
 import { usage } from '../base.js';
 import { ClientCommand } from '../client-base.js';
 
@@ -25,31 +21,13 @@ export class DeviceRegisterCommand extends ClientCommand {
   protected async run(): Promise<number> {
     const id = this.uuid === undefined ? undefined : canonicalUuid(this.uuid);
     if (this.uuid !== undefined && !id) throw usage(`"${this.uuid}" is not a UUID`);
-    const certs = this.certsDir();
-    const { host, port } = this.endpoint();
-    const read = (f: string) => {
-      try {
-        return readFileSync(certs.path(f));
-      } catch {
-        throw new LitebootError('FILE_MISSING', `${certs.path(f)} not found`);
-      }
-    };
-    const body = Buffer.from(id ? `{"DeviceId":"${id}"}` : '{}');
-    const res = await new Promise<{ status: number; body: string }>((resolve, reject) => {
-      const req = request(
-        { host, port, path: '/api/v1/registrations', method: 'POST', ca: read('CA.crt'), cert: read(`OPERATOR-${this.operator}.crt`), key: read(`OPERATOR-${this.operator}.key`), ...(isIP(host) ? {} : { servername: host }), headers: { 'Content-Type': 'application/json', 'Content-Length': body.length } },
-        (r) => {
-          let text = '';
-          r.on('data', (c: Buffer) => (text += c.toString()));
-          r.on('end', () => resolve({ status: r.statusCode ?? 0, body: text }));
-        },
-      );
-      req.on('error', (e) => reject(new LitebootError('UNREACHABLE', `cannot reach liteboot at ${host}:${port}: ${e.message}`)));
-      req.end(body);
-    });
-    if (res.status !== 200) throw new LitebootError('SERVER_REFUSED', `the server refused (HTTP ${res.status}): ${res.body.trim()}`);
-    const n = /"Devices":(\d+)/.exec(res.body)?.[1] ?? '0';
-    this.print(`${n} device${n === '1' ? '' : 's'} due for registration now`);
-    return 0;
+    const client = this.client({ kind: 'operator', name: this.operator });
+    try {
+      const n = await client.registerNow(id);
+      this.print(`${n} device${n === 1 ? '' : 's'} due for registration now`);
+      return 0;
+    } finally {
+      client.close();
+    }
   }
 }
