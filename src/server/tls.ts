@@ -6,8 +6,8 @@ import type { Logger } from '../log.js';
 /**
  * The TLS material both listeners share: the server credential, the CA as the only trust
  * anchor for client certificates, and the CA's current CRL, so a revoked certificate fails the
- * handshake (the client sees an alert). The CRL is rebuilt on every revocation and daily (it
- * must never pass its nextUpdate, or OpenSSL would refuse every client).
+ * handshake. The CRL is rebuilt after revocations (within a second) and twice a day (it must
+ * never pass its nextUpdate, or OpenSSL would refuse every client).
  */
 export class TlsMaterial {
   private crlPem: string;
@@ -27,8 +27,12 @@ export class TlsMaterial {
     const m = new TlsMaterial(key, cert, ca, toPem('X509 CRL', await authority.crl()));
     let refreshing: Promise<void> | undefined;
     let again = false;
+    let last = 0;
     const refresh = async () => {
-      // Coalesce bursts of revocations: one rebuild runs at a time, then one more if asked.
+      // Coalesce bursts: one rebuild at a time, at most one a second. Every TLS context made
+      // holds the whole CRL in native memory until the garbage collector finds it, so a context
+      // per revocation would grow memory under a stream of revocations. Until the new context is
+      // in place, the API still refuses a revoked certificate on every request (403).
       if (refreshing) {
         again = true;
         return refreshing;
@@ -36,6 +40,9 @@ export class TlsMaterial {
       refreshing = (async () => {
         do {
           again = false;
+          const wait = last + 1000 - Date.now();
+          if (wait > 0) await new Promise((r) => setTimeout(r, wait).unref());
+          last = Date.now();
           try {
             m.crlPem = toPem('X509 CRL', await authority.crl());
             for (const l of m.listeners) l(m.options());
