@@ -190,7 +190,7 @@ try {
     }
     await stopServer(child);
   }
-  if (rates['prefilled-keepalive'] && rates['empty-keepalive']) console.log(
+  if (rates['prefilled-keepalive'] && rates['empty-keepalive'] && rates['prefilled-newconn'] && rates['empty-newconn']) console.log(
     `prefilled/empty: keep-alive ${((rates['prefilled-keepalive']! / rates['empty-keepalive']!) * 100).toFixed(0)}%, new connection ${((rates['prefilled-newconn']! / rates['empty-newconn']!) * 100).toFixed(0)}%`,
   );
 } finally {
