@@ -1,8 +1,10 @@
 import { createHash, createPrivateKey, type KeyObject } from 'node:crypto';
-import { parseCertificate } from './certificate.js';
+import { AsnConvert } from '@peculiar/asn1-schema';
+import { CertificateList } from '@peculiar/asn1-x509';
+import { parseCertificate, serialFromDer } from './certificate.js';
 import { parseCsr } from './csr.js';
 import { describeKey, publicKeyFromSpki, spkiDer, type KeyDescription } from './keys.js';
-import { formatName } from './name.js';
+import { formatName, fromAsnName } from './name.js';
 import { looksLikePem, parsePemBlocks } from './pem.js';
 import { SIGNATURE_NAMES } from './signer.js';
 import { LitebootError } from '../errors.js';
@@ -33,6 +35,15 @@ export type Description =
       signatureValid: boolean;
       requestedExtensions: string[];
       fingerprints: { sha256: string };
+    }
+  | {
+      kind: 'crl';
+      issuer: string;
+      thisUpdate: string;
+      nextUpdate: string | null;
+      signatureAlgorithm: string;
+      /** Decimal serials of the revoked certificates. */
+      revoked: { serial: string; revokedAt: string }[];
     }
   | { kind: 'private-key'; format: string; key: KeyDescription; publicKeySha256: string }
   | { kind: 'public-key'; key: KeyDescription; publicKeySha256: string };
@@ -77,6 +88,25 @@ export async function describeCsr(der: Uint8Array): Promise<Description> {
   };
 }
 
+/** A CRL (RFC 5280 §5): issuer, validity and the serials it lists. */
+export function describeCrl(der: Uint8Array): Description {
+  let crl: CertificateList;
+  try {
+    crl = AsnConvert.parse(der, CertificateList);
+  } catch (e) {
+    throw new LitebootError('BAD_DER', 'not a DER CRL', { cause: e });
+  }
+  const t = crl.tbsCertList;
+  return {
+    kind: 'crl',
+    issuer: formatName(fromAsnName(t.issuer)),
+    thisUpdate: t.thisUpdate.getTime().toISOString(),
+    nextUpdate: t.nextUpdate ? t.nextUpdate.getTime().toISOString() : null,
+    signatureAlgorithm: sigName(crl.signatureAlgorithm.algorithm),
+    revoked: (t.revokedCertificates ?? []).map((r) => ({ serial: serialFromDer(new Uint8Array(r.userCertificate)).toString(), revokedAt: r.revocationDate.getTime().toISOString() })),
+  };
+}
+
 function describePrivate(key: KeyObject, format: string): Description {
   return { kind: 'private-key', format, key: describeKey(key), publicKeySha256: fingerprint('sha256', spkiDer(key)) };
 }
@@ -100,6 +130,7 @@ async function describeDer(der: Buffer): Promise<Description> {
   const attempts: (() => Description | Promise<Description>)[] = [
     () => describeCertificate(der),
     () => describeCsr(der),
+    () => describeCrl(der),
     () => describePublic(publicKeyFromSpki(der)),
   ];
   for (const attempt of attempts) {
@@ -111,7 +142,7 @@ async function describeDer(der: Buffer): Promise<Description> {
   }
   const priv = tryPrivateDer(der);
   if (priv) return priv;
-  throw new LitebootError('UNRECOGNISED_INPUT', 'not a certificate, CSR or key in PEM or DER');
+  throw new LitebootError('UNRECOGNISED_INPUT', 'not a certificate, CSR, key or CRL in PEM or DER');
 }
 
 const PEM_KINDS: Record<string, (der: Buffer) => Description | Promise<Description>> = {
@@ -119,6 +150,7 @@ const PEM_KINDS: Record<string, (der: Buffer) => Description | Promise<Descripti
   'CERTIFICATE REQUEST': describeCsr,
   'NEW CERTIFICATE REQUEST': describeCsr,
   'PUBLIC KEY': (der) => describePublic(publicKeyFromSpki(der)),
+  'X509 CRL': describeCrl,
   'EC PRIVATE KEY': (der) => describePrivate(createPrivateKey({ key: der, format: 'der', type: 'sec1' }), 'SEC1'),
   'PRIVATE KEY': (der) => describePrivate(createPrivateKey({ key: der, format: 'der', type: 'pkcs8' }), 'PKCS#8'),
   'RSA PRIVATE KEY': (der) => describePrivate(createPrivateKey({ key: der, format: 'der', type: 'pkcs1' }), 'PKCS#1'),

@@ -2,17 +2,38 @@ import { readFileSync } from 'node:fs';
 import { Option } from 'clipanion';
 import { describeObjects, type Description } from '../asn1/describe.js';
 import { LitebootError } from '../errors.js';
+import { decodeCborResponse, responseAsJson } from '../protocol/responses.js';
 import { BaseCommand } from './base.js';
+
+/** A CBOR response body saved from the API, recognised by its structure. */
+type CborDescription = { kind: 'cbor-response'; response: string; json: string };
+
+function describeCbor(data: Buffer, original: unknown): CborDescription[] {
+  if (data.length > 0 && data[0]! >= 0xa0 && data[0]! <= 0xbf) {
+    try {
+      const r = decodeCborResponse(data, 'auto');
+      return [{ kind: 'cbor-response', response: r.kind, json: responseAsJson(r) }];
+    } catch {
+      /* not one of ours */
+    }
+  }
+  if (original instanceof LitebootError && original.code === 'UNRECOGNISED_INPUT') {
+    throw new LitebootError('UNRECOGNISED_INPUT', 'not a certificate, CSR, key, CRL or CBOR response body');
+  }
+  throw original;
+}
 
 export class InspectCommand extends BaseCommand {
   static override paths = [['inspect']];
   static override usage = BaseCommand.Usage({
     category: 'Tools',
-    description: 'describe certificates, CSRs and keys',
+    description: 'describe certificates, CSRs, keys, CRLs and CBOR response bodies',
     details: `
-      Recognises PEM or DER certificates, certificate requests and keys and prints their subject,
-      issuer, serial (decimal and hex), validity, key type, extensions and fingerprints. Private
-      keys are described by type and public-key fingerprint; their contents are never printed.
+      Recognises PEM or DER certificates, certificate requests, keys and CRLs, and CBOR response
+      bodies saved from the API, and prints them readably: subject, issuer, serial (decimal and
+      hex), validity, key type, extensions and fingerprints; a CRL's revoked serials; a CBOR body as
+      the server's JSON. Private keys are described by type and public-key fingerprint; their
+      contents are never printed.
       \`-\` reads standard input.
     `,
     examples: [
@@ -25,10 +46,11 @@ export class InspectCommand extends BaseCommand {
   files = Option.Rest({ required: 1, name: 'file' });
 
   protected async run(): Promise<number> {
-    const results: { file: string; objects?: Description[]; error?: string }[] = [];
+    const results: { file: string; objects?: (Description | CborDescription)[]; error?: string }[] = [];
     for (const file of this.files) {
       try {
-        results.push({ file, objects: await describeObjects(this.readInput(file)) });
+        const data = this.readInput(file);
+        results.push({ file, objects: await describeObjects(data).catch((e: unknown) => describeCbor(data, e)) });
       } catch (e) {
         if (!(e instanceof LitebootError)) throw e;
         results.push({ file, error: e.message });
@@ -53,7 +75,7 @@ export class InspectCommand extends BaseCommand {
     }
   }
 
-  private printText(file: string, d: Description): void {
+  private printText(file: string, d: Description | CborDescription): void {
     const row = (k: string, v: string) => this.print(`  ${(k + ':').padEnd(22)}${v}`);
     switch (d.kind) {
       case 'certificate':
@@ -84,6 +106,20 @@ export class InspectCommand extends BaseCommand {
         this.print(`${file}: private key (${d.format})`);
         row('Key', d.key.label);
         row('Public key SHA-256', d.publicKeySha256);
+        break;
+      case 'crl':
+        this.print(`${file}: certificate revocation list (X.509 v2 CRL)`);
+        row('Issuer', d.issuer);
+        row('This update', d.thisUpdate);
+        row('Next update', d.nextUpdate ?? '(none)');
+        row('Signature', d.signatureAlgorithm);
+        row('Revoked', `${d.revoked.length} certificate${d.revoked.length === 1 ? '' : 's'}`);
+        for (const r of d.revoked.slice(0, 50)) this.print(`    ${r.serial}  ${r.revokedAt}`);
+        if (d.revoked.length > 50) this.print(`    ... and ${d.revoked.length - 50} more (--json lists them all)`);
+        break;
+      case 'cbor-response':
+        this.print(`${file}: CBOR ${d.response} response body`);
+        row('As the server\'s JSON', d.json);
         break;
       case 'public-key':
         this.print(`${file}: public key`);

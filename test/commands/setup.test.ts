@@ -2,7 +2,10 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { liteboot, openssl, run, tempDir } from '../helpers/run.js';
+import { buildCrl, encodeCrlEntry } from '../../src/asn1/crl.js';
+import { toPem } from '../../src/asn1/pem.js';
+import { CertsDir } from '../../src/ca/certs-dir.js';
+import { FIXTURE, liteboot, openssl, run, tempDir } from '../helpers/run.js';
 
 const tmp = tempDir();
 after(tmp.cleanup);
@@ -166,9 +169,49 @@ describe('inspect', () => {
       writeFileSync(join(dir, 'junk'), 'hello world');
       const r = liteboot(['inspect', 'junk', 'missing'], { cwd: dir });
       assert.equal(r.code, 1);
-      assert.match(r.stderr, /junk: not a certificate, CSR or key/);
+      assert.match(r.stderr, /junk: not a certificate, CSR, key, CRL or CBOR response body/);
       assert.match(r.stderr, /missing: no such file/);
       assert.doesNotMatch(r.stderr, /at .*\.js:\d+/);
+    } finally {
+      cleanup();
+    }
+  });
+});
+
+describe('inspect: CRLs and CBOR bodies', () => {
+  test('a CRL liteboot builds is read by openssl and listed by inspect; a CBOR body is shown as the server\'s JSON', async () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      assert.equal(liteboot(['setup-ca', 'localhost'], { cwd: dir }).code, 0);
+      const ca = new CertsDir(join(dir, 'certs')).loadCa();
+      const der = await buildCrl(
+        {
+          issuerDer: ca.issuer.subjectDer,
+          issuerKeyId: ca.issuer.keyId,
+          thisUpdate: new Date('2030-01-01T00:00:00Z'),
+          nextUpdate: new Date('2030-01-08T00:00:00Z'),
+          number: 7n,
+          entries: [encodeCrlEntry({ serial: 1795721654822870144n, revokedAt: new Date('2030-01-01T00:00:00Z'), reason: 1 }), encodeCrlEntry({ serial: 5n, revokedAt: new Date('2029-12-31T00:00:00Z') })],
+        },
+        ca.issuer.signer,
+      );
+      const crl = join(dir, 'ca.crl');
+      writeFileSync(crl, toPem('X509 CRL', der));
+      const o = openssl(['crl', '-in', crl, '-noout', '-text', '-CAfile', join(dir, 'certs/CA.crt')]);
+      assert.equal(o.code, 0, o.stderr);
+      assert.match(o.stderr + o.stdout, /verify OK/);
+      assert.match(o.stdout, /Serial Number: 18EBAF54B7319C80\s+Revocation Date: Jan  1 00:00:00 2030 GMT\s+CRL entry extensions:\s+X509v3 CRL Reason Code:\s+Key Compromise/);
+      assert.match(o.stdout, /X509v3 CRL Number:\s+7/);
+      const r = liteboot(['inspect', 'ca.crl'], { cwd: dir });
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /certificate revocation list/);
+      assert.match(r.stdout, /Revoked: +2 certificates/);
+      assert.match(r.stdout, /1795721654822870144  2030-01-01T00:00:00.000Z/);
+      const rsp = join(FIXTURE, 'devices', '23d80612-09d7-4181-9b14-24c1173f7028.rsp');
+      const c = liteboot(['inspect', rsp], { cwd: dir });
+      assert.equal(c.code, 0, c.stderr);
+      assert.match(c.stdout, /CBOR csr response body/);
+      assert.match(c.stdout, /\{"Status":0,"Cert":"MII/);
     } finally {
       cleanup();
     }
