@@ -54,11 +54,20 @@ const REASONS = new Set([0, 1, 2, 3, 4, 5, 6, 8, 9, 10]);
  * revocation, status, and who may do what. The server decodes, calls one method, encodes.
  */
 export class Authority {
-  private readonly revocationListeners: (() => void)[] = [];
   private readonly issueListeners: ((deviceId: string) => void)[] = [];
   private crlNumber = 0n;
-  /** Encoded CRL entries, loaded from the store once and kept up to date by revoke(). */
-  private crlEntries: Map<bigint, Buffer> | undefined;
+  /** Every revoked certificate, loaded from the store once and kept up to date by revoke(). */
+  private readonly revoked = new Map<bigint, { revokedAt?: Date; reason?: number }>();
+
+  /** Loads the revoked serials (call once before serving; see isRevoked). */
+  async loadRevocations(): Promise<void> {
+    for (const r of await this.o.store.revocations()) this.revoked.set(r.serial, { revokedAt: r.revokedAt, reason: r.reason });
+  }
+
+  /** Is this serial revoked? Synchronous, for the TLS listeners' check right after a handshake. */
+  isRevoked(serial: bigint): boolean {
+    return this.revoked.has(serial);
+  }
 
   constructor(private readonly o: AuthorityOptions) {}
 
@@ -134,13 +143,8 @@ export class Authority {
     if (caller.role !== 'device' && caller.role !== 'operator') throw new LitebootError('FORBIDDEN', 'this certificate may not revoke');
     const at = this.o.clock();
     if (await this.o.store.revoke(serial, reason, at)) {
-      this.crlEntries?.set(serial, encodeCrlEntry({ serial, revokedAt: at, reason }));
-      for (const l of this.revocationListeners) l();
+      this.revoked.set(serial, { revokedAt: at, reason });
     }
-  }
-
-  onRevocation(listener: () => void): void {
-    this.revocationListeners.push(listener);
   }
 
   /** cs: true while valid, false once revoked; UNKNOWN_SERIAL for a serial never issued. */
@@ -164,13 +168,9 @@ export class Authority {
     return toPem('CERTIFICATE', rec.der);
   }
 
-  /** The current CRL (RFC 5280 §5), valid for `days`; TLS listeners refuse what it lists. */
+  /** The current CRL (RFC 5280 §5), valid for `days` (for a CRL endpoint; see loadRevocations). */
   async crl(days = 7): Promise<Buffer> {
     const now = this.o.clock();
-    if (!this.crlEntries) {
-      // Rows the original marked invalid carry no time: date them now.
-      this.crlEntries = new Map((await this.o.store.revocations()).map((r) => [r.serial, encodeCrlEntry({ serial: r.serial, revokedAt: r.revokedAt ?? now, reason: r.reason })]));
-    }
     const nowNumber = BigInt(now.getTime());
     this.crlNumber = nowNumber > this.crlNumber ? nowNumber : this.crlNumber + 1n;
     return buildCrl(
@@ -180,7 +180,8 @@ export class Authority {
         thisUpdate: now,
         nextUpdate: validityEnd(now, days, new Date(Math.max(this.o.issuer.notAfter.getTime(), now.getTime() + DAY_MS))),
         number: this.crlNumber,
-        entries: [...this.crlEntries.values()],
+        // Rows the original marked invalid carry no time: date them now.
+        entries: [...this.revoked].map(([serial, r]) => encodeCrlEntry({ serial, revokedAt: r.revokedAt ?? now, reason: r.reason })),
       },
       this.o.issuer.signer,
     );

@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Server as NetServer } from 'node:net';
-import type { TLSSocket } from 'node:tls';
+import type { TLSSocket, TlsOptions } from 'node:tls';
 import type { Authority, Caller, PeerCertificate } from '../ca/authority.js';
 import type { ServerConfig } from '../config.js';
 import { isLitebootError, LitebootError } from '../errors.js';
@@ -12,10 +12,9 @@ import type { Deps, Reply } from './handlers.js';
 import { peerCertificate } from './peer.js';
 import { matchRoute } from './routes.js';
 import { STATUS } from './status.js';
-import type { TlsMaterial } from './tls.js';
 
 export interface ApiServerOptions {
-  tls: TlsMaterial;
+  tls: TlsOptions;
   deps: Deps;
   authority: Authority;
   log: Logger;
@@ -35,7 +34,7 @@ export class ApiServer {
   constructor(private readonly o: ApiServerOptions) {
     this.server = createServer(
       {
-        ...o.tls.options(),
+        ...o.tls,
         maxHeaderSize: o.limits.maxHeaderBytes,
         handshakeTimeout: o.limits.handshakeTimeoutMs,
         // API.md improvement 12: headers within 10 s, a whole request within 30 s, idle keep-alive 60 s.
@@ -63,20 +62,35 @@ export class ApiServer {
         socket.destroy();
       }
     });
-    o.tls.onChange((opts) => this.server.setSecureContext(opts));
+    // A revoked certificate is refused right after the handshake, before any request is read.
+    this.server.on('secureConnection', (socket: TLSSocket) => {
+      const peer = this.peerOf(socket);
+      if (peer && o.authority.isRevoked(peer.serial)) {
+        o.log.info(`api: connection from ${socket.remoteAddress}:${socket.remotePort} refused: CERT_REVOKED (serial ${peer.serial})`);
+        socket.destroy();
+      }
+    });
   }
 
   listen(port: number, host: string): Promise<number> {
     return listenOn(this.server, port, host, 'REST API');
   }
 
-  private async caller(req: IncomingMessage): Promise<Caller> {
-    const socket = req.socket as TLSSocket;
+  private peerOf(socket: TLSSocket): PeerCertificate | undefined {
     let peer = this.peers.get(socket);
     if (!peer) {
-      peer = peerCertificate(socket);
+      try {
+        peer = peerCertificate(socket);
+      } catch {
+        return undefined;
+      }
       this.peers.set(socket, peer);
     }
+    return peer;
+  }
+
+  private async caller(req: IncomingMessage): Promise<Caller> {
+    const peer = this.peerOf(req.socket as TLSSocket) ?? peerCertificate(req.socket as TLSSocket);
     // Looked up on every request, not cached: a revocation takes effect on open connections too.
     return this.o.authority.identify(peer);
   }

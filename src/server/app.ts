@@ -13,7 +13,7 @@ import { openStore } from '../store/sqljs-store.js';
 import type { Store } from '../store/types.js';
 import { ApiServer, listenError } from './api-server.js';
 import { MtlsListener } from './mtls-listener.js';
-import { TlsMaterial } from './tls.js';
+import { tlsOptions } from './tls.js';
 
 export interface RunningServer {
   apiPort: number;
@@ -79,7 +79,8 @@ export async function startServer(o: StartOptions): Promise<RunningServer> {
     });
     const registrar = new Registrar({ store, provider, cfg: config.cloud, log });
     authority.onIssued(() => registrar.notifyIssued());
-    const tls = await TlsMaterial.create(serverKey, server.pem, ca.cert.pem, authority, log);
+    await authority.loadRevocations();
+    const tls = tlsOptions(serverKey, server.pem, ca.cert.pem);
     const api = new ApiServer({
       tls,
       authority,
@@ -94,7 +95,7 @@ export async function startServer(o: StartOptions): Promise<RunningServer> {
         banner: `liteboot ${o.version}: certificate authority and bootstrap server for ${config.hostname}\n`,
       },
     });
-    const mtls = new MtlsListener(tls, log, config.limits.handshakeTimeoutMs);
+    const mtls = new MtlsListener(tls, authority, log, config.limits.handshakeTimeoutMs);
     const apiPort = await api.listen(config.port, config.listen);
     let mtlsPort: number;
     try {
@@ -114,7 +115,6 @@ export async function startServer(o: StartOptions): Promise<RunningServer> {
         (stopping ??= (async () => {
           await Promise.all([api.stop(10_000), mtls.stop()]);
           await registrar.stop();
-          tls.close();
           await store.close();
         })()),
     };

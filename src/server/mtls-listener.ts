@@ -3,37 +3,37 @@ import { parseCertificate } from '../asn1/certificate.js';
 import { formatName } from '../asn1/name.js';
 import type { Logger } from '../log.js';
 import { listenOn } from './api-server.js';
-import type { TlsMaterial } from './tls.js';
+import type { TlsOptions } from 'node:tls';
+import type { Authority } from '../ca/authority.js';
 
 /**
  * The mTLS check listener (`mport`): a client whose certificate chains to the CA and is not
- * revoked (the CA's CRL is in the TLS context) is logged with its chain and the connection
- * closed; anything else is refused and logged with the reason.
+ * revoked is logged with its chain and the connection closed; anything else is refused and
+ * logged with the reason.
  *
  * Node.js verifies client certificates but never fails the handshake for a bad one (its OpenSSL
  * verify callback always continues, nodejs/node#20737): a rejected client sees the connection
  * closed right after the handshake, before any data, rather than a TLS alert. Only a missing
- * certificate gets an alert. Verification itself is OpenSSL's, chain and CRL alike.
+ * certificate gets an alert. Chain verification is OpenSSL's; revocation is the authority's.
  */
 export class MtlsListener {
   readonly server: Server;
 
-  constructor(tls: TlsMaterial, private readonly log: Logger, handshakeTimeoutMs: number) {
+  constructor(tls: TlsOptions, private readonly authority: Authority, private readonly log: Logger, handshakeTimeoutMs: number) {
     // Checked here rather than by Node's rejectUnauthorized so that the reason can be logged.
-    const options = () => ({ ...tls.options(), rejectUnauthorized: false, handshakeTimeout: handshakeTimeoutMs });
-    this.server = createServer(options(), (socket) => this.accepted(socket));
+    this.server = createServer({ ...tls, rejectUnauthorized: false, handshakeTimeout: handshakeTimeoutMs }, (socket) => this.accepted(socket));
     this.server.on('tlsClientError', (err, socket) => {
       this.log.info(`mtls: handshake from ${socket.remoteAddress}:${socket.remotePort} refused: ${err.message}`);
     });
-    tls.onChange(() => this.server.setSecureContext(options()));
   }
 
   private accepted(socket: TLSSocket): void {
     socket.on('error', () => {});
-    if (!socket.authorized) {
-      const peer = socket.getPeerCertificate();
+    const peer = socket.getPeerCertificate();
+    const revoked = socket.authorized && peer?.serialNumber !== undefined && this.authority.isRevoked(BigInt('0x' + peer.serialNumber));
+    if (!socket.authorized || revoked) {
       const who = peer && peer.subject ? ` (certificate ${Object.entries(peer.subject).map(([k, v]) => `${k}=${String(v)}`).join(',')})` : '';
-      this.log.info(`mtls: connection from ${socket.remoteAddress}:${socket.remotePort} refused: ${String(socket.authorizationError)}${who}`);
+      this.log.info(`mtls: connection from ${socket.remoteAddress}:${socket.remotePort} refused: ${revoked ? 'CERT_REVOKED' : String(socket.authorizationError)}${who}`);
       socket.destroy();
       return;
     }
