@@ -105,7 +105,13 @@ export const certCopy: Handler = async (ctx, d) => {
 };
 
 export const deviceStatus: Handler = async (ctx, d) => {
-  return ok(ctx, deviceStatusResponse(ctx.format, await d.authority.deviceSerials(decodeURIComponent(ctx.params[0]!))));
+  let uuid: string;
+  try {
+    uuid = decodeURIComponent(ctx.params[0]!); // `urn:uuid:` and braces may arrive escaped
+  } catch {
+    throw new LitebootError('BAD_UUID', 'need a valid UUID'); // a malformed %-escape
+  }
+  return ok(ctx, deviceStatusResponse(ctx.format, await d.authority.deviceSerials(uuid)));
 };
 
 export const cloudSettings: Handler = async (ctx, d) => ok(ctx, cloudSettingsResponse(ctx.format, d.hubname, d.mqttport));

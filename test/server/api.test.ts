@@ -163,6 +163,7 @@ describe('success bodies, byte for byte (API.md "Endpoints")', () => {
 describe('errors keep their status and message, in the negotiated format', () => {
   const table: [string, string[], string, number, string][] = [
     ['ds with an unparsable UUID', [], '/api/v1/ds/not-a-uuid', 400, 'need a valid UUID'],
+    ['ds with a malformed percent-escape', [], '/api/v1/ds/%E0%A4%A', 400, 'need a valid UUID'],
     ['cs with a serial that is not a number', [], '/api/v1/cs/12ab', 400, 'invalid request'],
     ['cc with a serial that is not a number', [], '/api/v1/cc/-5', 400, 'invalid request'],
     ['cs with an unknown serial', [], '/api/v1/cs/1795721654822870144', 400, 'invalid serial number'],
