@@ -62,8 +62,3 @@ export function isLitebootError(e: unknown): e is LitebootError {
   return e instanceof LitebootError;
 }
 
-/** A readable one-line description of any thrown value. */
-export function describeError(e: unknown): string {
-  if (e instanceof Error) return e.message;
-  return String(e);
-}

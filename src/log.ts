@@ -44,4 +44,3 @@ export function streamLogger(stream: NodeJS.WritableStream = process.stderr, clo
   };
 }
 
-export const silentLogger: Logger = { info() {}, warn() {}, error() {}, request() {}, flush() {} };

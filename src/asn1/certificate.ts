@@ -6,8 +6,7 @@ import { LitebootError } from '../errors.js';
 import { summarizeExtension, type ExtensionSummary } from './extensions.js';
 import { publicKeyFromSpki } from './keys.js';
 import { encodeName, fromAsnName, type DistinguishedName, type NameAttribute } from './name.js';
-import { OID } from './oids.js';
-import { algorithmDer, verifySignature, type Signer } from './signer.js';
+import { algorithmDer, type Signer } from './signer.js';
 
 /** Everything that goes into a certificate. Time and serial are inputs: same inputs, same bytes. */
 export interface CertificateTemplate {
@@ -118,11 +117,3 @@ export function parseCertificate(der: Uint8Array): ParsedCertificate {
   };
 }
 
-/** Does `cert` carry a signature by `issuerKey`? */
-export function certificateSignedBy(cert: ParsedCertificate, issuerKey: KeyObject): Promise<boolean> {
-  return verifySignature(cert.signatureAlgorithm, issuerKey, cert.tbs, cert.signature);
-}
-
-export function isCaCertificate(cert: ParsedCertificate): boolean {
-  return cert.extensions.some((e) => e.oid === OID.basicConstraints && e.value.startsWith('CA:TRUE'));
-}

@@ -73,14 +73,6 @@ export function shortName(oid: string): string {
   return ATTRIBUTE_SHORT_NAMES[oid] ?? oid;
 }
 
-export function nameAttr(name: DistinguishedName, type: string): string | undefined {
-  return name.find((a) => a.type === type)?.value;
-}
-
-export function nameAttrs(name: DistinguishedName, type: string): string[] {
-  return name.filter((a) => a.type === type).map((a) => a.value);
-}
-
 /** RFC 4514 escaping of one attribute value. */
 function escapeValue(v: string): string {
   let s = v.replace(/[\\,+"<>;=]/g, (c) => '\\' + c);
