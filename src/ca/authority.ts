@@ -91,13 +91,14 @@ export class Authority {
   private async issue(req: AcceptedRequest, caller: Caller): Promise<Issued> {
     const notBefore = this.o.clock();
     const serial = this.o.serials.next();
-    const der = await deviceCertificate(this.o.issuer, { subject: req.subject, serial, publicKey: req.csr.spki, notBefore, days: this.o.deviceDays });
+    const keyId = keyIdentifier(req.csr.spki); // once: the certificate's SKI and the store's keyid
+    const der = await deviceCertificate(this.o.issuer, { subject: req.subject, serial, publicKey: req.csr.spki, keyId, notBefore, days: this.o.deviceDays });
     // Recorded (and fsync'd) before anyone sees it: a certificate handed out is never lost.
     await this.o.store.recordIssued({
       deviceId: req.deviceId,
       name: req.ou,
       serial,
-      keyId: keyIdentifier(req.csr.spki),
+      keyId,
       der,
       notBefore,
       notAfter: validityEnd(notBefore, this.o.deviceDays, this.o.issuer.notAfter),

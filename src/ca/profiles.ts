@@ -39,6 +39,8 @@ interface Common {
   publicKey: Uint8Array;
   notBefore: Date;
   days: number;
+  /** The subject key identifier, when the caller already has it (else derived from publicKey). */
+  keyId?: Uint8Array;
 }
 
 /** `LRC - YYYYMMDDHHMMSS` on a 24-hour UTC clock (the original printed a 12-hour clock). */
@@ -68,7 +70,7 @@ async function issued(issuer: Issuer, subject: DistinguishedName | Uint8Array, c
       notBefore: c.notBefore,
       notAfter: validityEnd(c.notBefore, c.days, issuer.notAfter),
       publicKey: c.publicKey,
-      extensions: [...exts, subjectKeyIdentifier(keyIdentifier(c.publicKey)), authorityKeyIdentifier(issuer.keyId)],
+      extensions: [...exts, subjectKeyIdentifier(c.keyId ?? keyIdentifier(c.publicKey)), authorityKeyIdentifier(issuer.keyId)],
     },
     issuer.signer,
   );
