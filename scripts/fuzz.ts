@@ -125,7 +125,7 @@ try {
       req.end(body);
     });
   const paths = ['/api/v1/cr', '/api/v1/kur', '/api/v1/krr', '/api/v1/p10cr'];
-  const junkSegment = () => pick(['%00', '..', '%2e%2e', 'x'.repeat(int(3000)), '-1', '99999999999999999999999999', encodeURIComponent(bytes(8).toString('latin1')), '{}', '']);
+  const junkSegment = () => pick(['%00', '%E0%A4%A', '%zz', '%', '..', '%2e%2e', 'x'.repeat(int(3000)), '-1', '99999999999999999999999999', encodeURIComponent(bytes(8).toString('latin1')), '{}', '']);
   const gen = (): [string, string, Record<string, string>, Buffer?] => {
     switch (int(7)) {
       case 0:
