@@ -85,7 +85,7 @@ try {
     console.log(`open ${r.certificates} certificates (${mode}, fresh process): ${r.ms.toFixed(0)} ms; resident memory with it open ${(r.rss / 1e6).toFixed(0)} MB`);
   }
 
-  const fixture = resolve(fileURLToPath(new URL('../../../shared/fixtures/go-liteboot-small/CADB.db', import.meta.url)));
+  const fixture = resolve(fileURLToPath(new URL('../../test/fixtures/go-liteboot-small/CADB.db', import.meta.url)));
   const goPath = join(dir, 'go', 'CADB.db');
   cpSync(fixture, goPath);
   const t2 = performance.now();

@@ -45,7 +45,6 @@ export type ErrorCode =
   | 'DB_LOCKED'
   | 'DB_IO'
   | 'DB_READONLY'
-  | 'NOT_FOUND'
   | 'INTERNAL';
 
 export class LitebootError extends Error {

@@ -171,10 +171,6 @@ export class DerReader {
     return this.off >= this.limit;
   }
 
-  peekTag(): number | undefined {
-    return this.done ? undefined : this.buf[this.off];
-  }
-
   next(expectedTag?: number): Tlv {
     const t = readTlv(this.buf, this.off, this.limit, this.what);
     if (expectedTag !== undefined && t.tag !== expectedTag) {

@@ -7,7 +7,8 @@ import { fileURLToPath } from 'node:url';
 /** The repository root (tests run from dist/test/...). */
 export const ROOT = resolve(fileURLToPath(new URL('../../../', import.meta.url)));
 export const BIN = join(ROOT, 'bin', 'liteboot.js');
-export const FIXTURE = resolve(ROOT, '..', 'shared', 'fixtures', 'go-liteboot-small');
+/** State written by the original Go server (see its README); copied into temp dirs before use. */
+export const FIXTURE = resolve(ROOT, 'test', 'fixtures', 'go-liteboot-small');
 
 export interface Result {
   code: number;
