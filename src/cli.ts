@@ -5,6 +5,7 @@ import { CertRevokeCommand } from './commands/cert/revoke.js';
 import { CertStatusCommand } from './commands/cert/status.js';
 import { CloudSettingsCommand } from './commands/cloud/settings.js';
 import { DecodeCborCommand } from './commands/decode-cbor.js';
+import { DeviceAllowCommand, DeviceDisallowCommand } from './commands/device/allow.js';
 import { DeviceListCommand } from './commands/device/list.js';
 import { DeviceRegisterCommand } from './commands/device/register.js';
 import { DeviceRekeyCommand } from './commands/device/rekey.js';
@@ -27,7 +28,7 @@ export function makeCli(): Cli {
     // server
     UpCommand, ServerStartCommand,
     // devices and certificates
-    NewDeviceCommand, DeviceStatusCommand, DeviceRekeyCommand, DeviceListCommand, DeviceRegisterCommand, CertStatusCommand, CertGetCommand, CertRevokeCommand, CloudSettingsCommand,
+    NewDeviceCommand, DeviceStatusCommand, DeviceRekeyCommand, DeviceListCommand, DeviceRegisterCommand, DeviceAllowCommand, DeviceDisallowCommand, CertStatusCommand, CertGetCommand, CertRevokeCommand, CloudSettingsCommand,
     // tools
     InspectCommand, DecodeCborCommand,
   ];

@@ -25,6 +25,10 @@ export interface ServerConfig {
   resourcegroup: string;
   mqttport: number;
   requireUuid: boolean;
+  /** Who may enrol with a bootstrap credential: any id (`open`) or the allowlist's. */
+  enrolment: 'open' | 'allowlist';
+  /** The original's first-come enrolment: a bootstrap enrolment may rebind an enrolled id to another key (unsafe). */
+  allowRebind: boolean;
   deviceDays: number;
   certsDir: string;
   dbPath: string;
@@ -80,6 +84,8 @@ const SERVER_KEYS = {
   resourcegroup: 'string',
   mqttport: 'port',
   require_uuid: 'boolean',
+  enrolment: 'string',
+  allow_rebind: 'boolean',
   device_days: 'positive',
   body_limit: 'positive',
   headers_timeout: 'seconds',
@@ -258,6 +264,8 @@ export function loadServerConfig(o: LoadServerConfigOptions): ServerConfig {
     resourcegroup: str('resourcegroup', ''),
     mqttport: num('mqttport', 8883),
     requireUuid: (values.require_uuid as boolean | undefined) ?? true,
+    enrolment: str('enrolment', 'open') as ServerConfig['enrolment'],
+    allowRebind: (values.allow_rebind as boolean | undefined) ?? false,
     deviceDays: num('device_days', 365),
     certsDir: o.certsDir,
     dbPath: o.dbPath,
@@ -277,6 +285,9 @@ export function loadServerConfig(o: LoadServerConfigOptions): ServerConfig {
   };
   if (cfg.limits.requestTimeoutMs < cfg.limits.headersTimeoutMs) {
     throw new LitebootError('BAD_CONFIG', `${where}: request_timeout (${cfg.limits.requestTimeoutMs / 1000} s) must not be shorter than headers_timeout (${cfg.limits.headersTimeoutMs / 1000} s)`);
+  }
+  if (cfg.enrolment !== 'open' && cfg.enrolment !== 'allowlist') {
+    throw new LitebootError('BAD_CONFIG', `${where}: enrolment must be "open" or "allowlist", not "${cfg.enrolment}"`);
   }
   if (cfg.port !== 0 && cfg.port === cfg.mport) throw new LitebootError('BAD_CONFIG', `port and mport are both ${cfg.port}; they must differ`);
   return deepFreeze(cfg);

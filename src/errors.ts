@@ -30,6 +30,8 @@ export type ErrorCode =
   | 'BAD_REASON'
   | 'UNKNOWN_SERIAL'
   | 'FORBIDDEN'
+  | 'DEVICE_BOUND'
+  | 'NOT_EXPECTED'
   | 'ROUTE_NOT_FOUND'
   | 'METHOD_NOT_ALLOWED'
   | 'BODY_TOO_LARGE'

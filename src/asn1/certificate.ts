@@ -1,4 +1,4 @@
-import type { KeyObject } from 'node:crypto';
+import { X509Certificate, type KeyObject } from 'node:crypto';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import { Certificate } from '@peculiar/asn1-x509';
 import { bitString, contextConstructed, integer, sequence, TAG, time, tlv } from './der.js';
@@ -117,3 +117,12 @@ export function parseCertificate(der: Uint8Array): ParsedCertificate {
   };
 }
 
+
+/** Whether `der` is signed by the holder of `issuerKey` (a credential file found on disk). */
+export function certificateSignedBy(der: Uint8Array, issuerKey: KeyObject): boolean {
+  try {
+    return new X509Certificate(der).verify(issuerKey);
+  } catch {
+    return false;
+  }
+}

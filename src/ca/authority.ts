@@ -2,7 +2,7 @@ import { buildCrl, encodeCrlEntry } from '../asn1/crl.js';
 import { keyIdentifier } from '../asn1/extensions.js';
 import { toPem } from '../asn1/pem.js';
 import { LitebootError } from '../errors.js';
-import type { Store } from '../store/types.js';
+import type { CredentialKind, Store } from '../store/types.js';
 import { acceptCsr, type AcceptedRequest, type IssuancePolicy } from './policy.js';
 import { BOOTSTRAP_OU, DAY_MS, deviceCertificate, OPERATOR_OU, validityEnd, type Issuer } from './profiles.js';
 import type { TimestampSerials } from './serial-source.js';
@@ -26,6 +26,23 @@ export interface PeerCertificate {
   cn: string;
   ous: readonly string[];
   notAfter: Date;
+  /** The certificate's DER, so that a bootstrap or operator credential seen first here can be recorded. */
+  der?: Uint8Array;
+}
+
+/**
+ * Who may enrol through the shared bootstrap credential, whose key is in every device's firmware
+ * and so must be treated as public.
+ */
+export interface EnrolmentRules {
+  /** `allowlist`: only device ids an operator added (`liteboot device allow`). */
+  mode: 'open' | 'allowlist';
+  /**
+   * The original's first-come behaviour: a bootstrap enrolment may take an enrolled device id
+   * with another key. Off unless `[server] allow_rebind = true`; it lets anyone holding the
+   * bootstrap key impersonate any device.
+   */
+  allowRebind: boolean;
 }
 
 export interface Issued {
@@ -44,6 +61,9 @@ export interface AuthorityOptions {
   registration: 'pending' | 'none';
   serials: TimestampSerials;
   clock: () => Date;
+  enrolment?: EnrolmentRules;
+  /** Refusals an operator should hear about (an enrolment for a bound id with another key). */
+  warn?: (message: string) => void;
 }
 
 /** RFC 5280 §5.3.1 CRLReason values (7 is unused). */
@@ -56,12 +76,29 @@ const REASONS = new Set([0, 1, 2, 3, 4, 5, 6, 8, 9, 10]);
 export class Authority {
   private readonly issueListeners: ((deviceId: string) => void)[] = [];
   private crlNumber = 0n;
-  /** Every revoked certificate, loaded from the store once and kept up to date by revoke(). */
+  /**
+   * Every revoked certificate (devices and credentials), loaded from the store once and kept up
+   * to date by revoke(): one process's view (several servers on one store need notifications).
+   */
   private readonly revoked = new Map<bigint, { revokedAt?: Date; reason?: number }>();
+  /** Serials of the bootstrap and operator credentials recorded in the store (this process's cache). */
+  private readonly knownCredentialsThisProcess = new Set<bigint>();
 
-  /** Loads the revoked serials (call once before serving; see isRevoked). */
+  /** Loads the revoked serials and the known credentials (call once before serving; see isRevoked). */
   async loadRevocations(): Promise<void> {
     for (const r of await this.o.store.revocations()) this.revoked.set(r.serial, { revokedAt: r.revokedAt, reason: r.reason });
+    for (const c of await this.o.store.credentials()) this.knownCredentialsThisProcess.add(c.serial);
+  }
+
+  /**
+   * Records a bootstrap or operator credential the CA issued (from certs/ at start-up, or the
+   * first time one connects), so that it can be revoked by serial.
+   */
+  async recordCredential(kind: CredentialKind, name: string, serial: bigint, der: Uint8Array): Promise<boolean> {
+    if (this.knownCredentialsThisProcess.has(serial)) return false;
+    const fresh = await this.o.store.recordCredential({ serial, kind, name, der, recordedAt: this.o.clock() });
+    this.knownCredentialsThisProcess.add(serial);
+    return fresh;
   }
 
   /** Is this serial revoked? Synchronous, for the TLS listeners' check right after a handshake. */
@@ -78,22 +115,28 @@ export class Authority {
    */
   async identify(peer: PeerCertificate): Promise<Caller> {
     if (peer.notAfter.getTime() < this.o.clock().getTime()) throw new LitebootError('FORBIDDEN', 'your certificate has expired');
+    if (this.revoked.has(peer.serial)) throw new LitebootError('FORBIDDEN', 'your certificate has been revoked');
     const rec = await this.o.store.findBySerial(peer.serial);
     if (rec) {
       if (!rec.valid) throw new LitebootError('FORBIDDEN', 'your certificate has been revoked');
       return { role: 'device', cn: rec.deviceId, serial: peer.serial, label: `device:${peer.serial}` };
     }
-    if (peer.ous.includes(OPERATOR_OU)) return { role: 'operator', cn: peer.cn, serial: peer.serial, label: `operator:${peer.cn}` };
-    if (peer.ous.includes(BOOTSTRAP_OU)) return { role: 'bootstrap', cn: peer.cn, serial: peer.serial, label: 'bootstrap' };
-    return { role: 'none', cn: peer.cn, serial: peer.serial, label: `unknown:${peer.cn}` };
+    const kind: CredentialKind | undefined = peer.ous.includes(OPERATOR_OU) ? 'operator' : peer.ous.includes(BOOTSTRAP_OU) ? 'bootstrap' : undefined;
+    if (!kind) return { role: 'none', cn: peer.cn, serial: peer.serial, label: `unknown:${peer.cn}` };
+    if (peer.der && !this.knownCredentialsThisProcess.has(peer.serial)) await this.recordCredential(kind, peer.cn, peer.serial, peer.der);
+    return kind === 'operator'
+      ? { role: 'operator', cn: peer.cn, serial: peer.serial, label: `operator:${peer.cn}` }
+      : { role: 'bootstrap', cn: peer.cn, serial: peer.serial, label: `bootstrap:${peer.serial}` };
   }
 
-  private async issue(req: AcceptedRequest, caller: Caller): Promise<Issued> {
+  private async issue(req: AcceptedRequest, caller: Caller, bind = false): Promise<Issued> {
     const notBefore = this.o.clock();
     const serial = this.o.serials.next();
     const keyId = keyIdentifier(req.csr.spki); // once: the certificate's SKI and the store's keyid
     const der = await deviceCertificate(this.o.issuer, { subject: req.subject, serial, publicKey: req.csr.spki, keyId, notBefore, days: this.o.deviceDays });
-    // Recorded (and fsync'd) before anyone sees it: a certificate handed out is never lost.
+    // Recorded (and fsync'd) before anyone sees it: a certificate handed out is never lost. The
+    // key binding is checked by the store atomically with the insert, so two enrolments of one
+    // new id with two keys cannot both pass.
     await this.o.store.recordIssued({
       deviceId: req.deviceId,
       name: req.ou,
@@ -105,7 +148,7 @@ export class Authority {
       issuedBy: caller.label,
       issuedAt: notBefore,
       registration: this.o.registration,
-    });
+    }, bind ? { at: notBefore } : undefined);
     for (const l of this.issueListeners) l(req.deviceId);
     return { der, serial, deviceId: req.deviceId };
   }
@@ -117,7 +160,20 @@ export class Authority {
 
   /** cr and p10cr: a new device certificate for a CSR that passes policy. */
   async enrol(csrDer: Uint8Array, caller: Caller): Promise<Issued> {
-    return this.issue(await acceptCsr(csrDer, this.o.policy), caller);
+    const req = await acceptCsr(csrDer, this.o.policy);
+    if (caller.role !== 'bootstrap') return this.issue(req, caller); // an operator may give an enrolled device a new key
+    const rules = this.o.enrolment ?? { mode: 'open', allowRebind: false };
+    if (rules.mode === 'allowlist' && !(await this.o.store.isAllowed(req.deviceId))) {
+      throw new LitebootError('NOT_EXPECTED', `device ${req.deviceId} is not on the enrolment allowlist`);
+    }
+    try {
+      return await this.issue(req, caller, !rules.allowRebind);
+    } catch (e) {
+      if (e instanceof LitebootError && e.code === 'DEVICE_BOUND') {
+        this.o.warn?.(`refused a bootstrap enrolment (${caller.label}) for ${req.deviceId}: the device is enrolled with another key (a copied bootstrap key? a new key goes through kur or an operator)`);
+      }
+      throw e;
+    }
   }
 
   /**
@@ -133,11 +189,14 @@ export class Authority {
     return this.issue(req, caller);
   }
 
-  /** krr: a device may revoke its own certificates, an operator any. Revoking twice is not an error. */
+  /**
+   * krr: a device may revoke its own certificates, an operator any, bootstrap and operator
+   * credentials included. Revoking twice is not an error.
+   */
   async revoke(serial: bigint, reason: number, caller: Caller): Promise<void> {
     if (!REASONS.has(reason)) throw new LitebootError('BAD_REASON', `revocation reason ${reason} is not an RFC 5280 CRLReason code`);
     const rec = await this.o.store.findBySerial(serial);
-    if (!rec) throw new LitebootError('UNKNOWN_SERIAL', 'invalid serial number');
+    if (!rec) return this.revokeCredential(serial, reason, caller);
     if (caller.role === 'device' && rec.deviceId.toLowerCase() !== caller.cn.toLowerCase()) {
       throw new LitebootError('FORBIDDEN', 'a device may revoke only its own certificates');
     }
@@ -146,6 +205,24 @@ export class Authority {
     if (await this.o.store.revoke(serial, reason, at)) {
       this.revoked.set(serial, { revokedAt: at, reason });
     }
+  }
+
+  private async revokeCredential(serial: bigint, reason: number, caller: Caller): Promise<void> {
+    const cred = await this.o.store.findCredential(serial);
+    if (!cred) throw new LitebootError('UNKNOWN_SERIAL', 'invalid serial number');
+    if (caller.role !== 'operator') throw new LitebootError('FORBIDDEN', 'only an operator may revoke a bootstrap or operator credential');
+    const at = this.o.clock();
+    if (await this.o.store.revokeCredential(serial, reason, at)) this.revoked.set(serial, { revokedAt: at, reason });
+  }
+
+  /** The enrolment allowlist: adds (or removes) device ids; returns how many changed. */
+  async changeAllowlist(change: 'allow' | 'disallow', ids: readonly string[], by: string): Promise<number> {
+    const canonical = ids.map((t) => {
+      const id = canonicalUuid(t);
+      if (!id) throw new LitebootError('BAD_UUID', `"${t}" is not a UUID`);
+      return id;
+    });
+    return change === 'allow' ? this.o.store.allowDevices(canonical, by, this.o.clock()) : this.o.store.disallowDevices(canonical);
   }
 
   /** cs: true while valid, false once revoked; UNKNOWN_SERIAL for a serial never issued. */

@@ -1,14 +1,14 @@
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { KeyObject } from 'node:crypto';
-import { parseCertificate, type ParsedCertificate } from '../asn1/certificate.js';
+import { certificateSignedBy, parseCertificate, type ParsedCertificate } from '../asn1/certificate.js';
 import { keyIdentifier } from '../asn1/extensions.js';
 import { keysMatch, parsePrivateKeyPem } from '../asn1/keys.js';
 import { OID } from '../asn1/oids.js';
 import { parsePemBlocks } from '../asn1/pem.js';
 import { keySigner } from '../asn1/signer.js';
 import { LitebootError } from '../errors.js';
-import type { Issuer } from './profiles.js';
+import { BOOTSTRAP_OU, OPERATOR_OU, type Issuer } from './profiles.js';
 
 /** File names in the certs directory, as the original's scripts wrote them (CLI.md "Files"). */
 export const FILES = {
@@ -22,6 +22,16 @@ export const FILES = {
   bootstrapCString: 'bootstrap_crt.txt',
   bootstrapKeyC: 'bootstrap_key.txt',
 } as const;
+
+/** A bootstrap or operator credential found in the certs directory. */
+export interface CredentialFile {
+  file: string;
+  kind: 'bootstrap' | 'operator';
+  /** The certificate's CN. */
+  name: string;
+  serial: bigint;
+  der: Buffer;
+}
 
 export interface NewFile {
   name: string;
@@ -152,5 +162,34 @@ export class CertsDir {
       closeSync(dirFd);
     }
     return written;
+  }
+
+  /**
+   * The bootstrap and operator credentials in this directory (`BOOTSTRAP*.crt`, `OPERATOR-*.crt`)
+   * that the CA signed, the original's Go-made BOOTSTRAP.crt included. Unreadable or foreign files
+   * are skipped: they could not pass TLS either.
+   */
+  credentials(ca: CaMaterial): CredentialFile[] {
+    let names: string[];
+    try {
+      names = readdirSync(this.dir);
+    } catch {
+      return [];
+    }
+    const found: CredentialFile[] = [];
+    for (const file of names.filter((n) => /^(BOOTSTRAP.*|OPERATOR-.+)\.crt$/.test(n)).sort()) {
+      try {
+        const { cert } = this.loadCertificate(file, 'a credential', '');
+        if (!certificateSignedBy(cert.der, ca.cert.cert.publicKey)) continue;
+        const ous = cert.subject.filter((a) => a.type === OID.organizationalUnitName).map((a) => a.value);
+        const kind = ous.includes(OPERATOR_OU) ? 'operator' : ous.includes(BOOTSTRAP_OU) ? 'bootstrap' : undefined;
+        if (!kind) continue;
+        const name = cert.subject.find((a) => a.type === OID.commonName)?.value ?? file;
+        found.push({ file, kind, name, serial: cert.serial, der: cert.der });
+      } catch {
+        /* not a certificate we can use */
+      }
+    }
+    return found;
   }
 }

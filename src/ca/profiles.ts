@@ -116,8 +116,8 @@ function clientProfile(issuer: Issuer, subject: DistinguishedName, o: Common): P
 }
 
 /** The shared factory credential that opens the enrolment endpoints. */
-export function bootstrapCertificate(issuer: Issuer, o: Common): Promise<Buffer> {
-  return clientProfile(issuer, dn({ O: DEFAULT_ORG, CN: BOOTSTRAP_CN, OU: BOOTSTRAP_OU }), o);
+export function bootstrapCertificate(issuer: Issuer, o: Common & { cn?: string }): Promise<Buffer> {
+  return clientProfile(issuer, dn({ O: DEFAULT_ORG, CN: o.cn ?? BOOTSTRAP_CN, OU: BOOTSTRAP_OU }), o);
 }
 
 /** An operator's credential: may enrol, read and revoke anything. */

@@ -10,6 +10,7 @@ import { LitebootError } from '../errors.js';
 import { bytesAsXxdInclude, pemAsCStrings } from './c-source.js';
 import { CertsDir, FILES } from './certs-dir.js';
 import {
+  BOOTSTRAP_CN,
   bootstrapCertificate,
   caCertificate,
   DEFAULT_ORG,
@@ -92,31 +93,60 @@ function checkHostname(name: string): void {
 
 export interface SetupBootstrapOptions {
   certs: CertsDir;
+  /** Another credential beside the first: `BOOTSTRAP-<name>.*`, CN `bootstrap-<name>`. */
+  name?: string;
   days?: number;
   keyAlgorithm?: KeyAlgorithm;
   now: Date;
 }
 
-/** Creates the shared bootstrap credential and its C-source copies. */
-export async function setupBootstrap(o: SetupBootstrapOptions): Promise<string[]> {
-  const names = [FILES.bootstrapCert, FILES.bootstrapKey, FILES.bootstrapCString, FILES.bootstrapKeyC];
+/** The files of a bootstrap credential: `BOOTSTRAP.*` for the first, `BOOTSTRAP-<name>.*` for a rotation. */
+export function bootstrapFiles(name?: string): { cert: string; key: string; cString: string; keyC: string } {
+  if (name === undefined) return { cert: FILES.bootstrapCert, key: FILES.bootstrapKey, cString: FILES.bootstrapCString, keyC: FILES.bootstrapKeyC };
+  return { cert: `BOOTSTRAP-${name}.crt`, key: `BOOTSTRAP-${name}.key`, cString: `bootstrap-${name}_crt.txt`, keyC: `bootstrap-${name}_key.txt` };
+}
+
+export interface MadeCredential {
+  written: string[];
+  kind: 'bootstrap' | 'operator';
+  /** The certificate's CN. */
+  cn: string;
+  serial: bigint;
+  der: Buffer;
+}
+
+const CREDENTIAL_NAME = /^[A-Za-z0-9._-]{1,64}$/;
+
+/**
+ * Creates a shared bootstrap credential and its C-source copies. With `name`, another one beside
+ * the first (a new production batch gets a new key; the old one stays valid until revoked).
+ */
+export async function setupBootstrap(o: SetupBootstrapOptions): Promise<MadeCredential> {
+  if (o.name !== undefined && !CREDENTIAL_NAME.test(o.name)) {
+    throw new LitebootError('USAGE', `bootstrap credential name "${o.name}" must be 1-64 letters, digits, dots, dashes or underscores`);
+  }
+  const f = bootstrapFiles(o.name);
+  const names = [f.cert, f.key, f.cString, f.keyC];
   const clash = o.certs.existing(names);
   if (clash.length > 0) {
     throw new LitebootError(
       'FILE_EXISTS',
-      `refusing to overwrite ${clash.map((n) => o.certs.path(n)).join(', ')}; remove ${clash.length > 1 ? 'them' : 'it'} first to make a new bootstrap credential (devices built with the old one will then need the new one)`,
+      `refusing to overwrite ${clash.map((n) => o.certs.path(n)).join(', ')}; make another credential with --name NAME (devices built with the old one keep working until it is revoked)`,
     );
   }
   const ca = o.certs.loadCa();
   const key = generateKey(o.keyAlgorithm);
-  const der = await bootstrapCertificate(ca.issuer, { serial: randomSerial(), publicKey: spkiDer(key), notBefore: o.now, days: o.days ?? 3650 });
+  const cn = o.name === undefined ? BOOTSTRAP_CN : `bootstrap-${o.name}`;
+  const serial = randomSerial();
+  const der = await bootstrapCertificate(ca.issuer, { cn, serial, publicKey: spkiDer(key), notBefore: o.now, days: o.days ?? 3650 });
   const pem = toPem('CERTIFICATE', der);
-  return o.certs.writeNew([
-    { name: FILES.bootstrapKey, data: privateKeyToPem(key), mode: KEY_MODE },
-    { name: FILES.bootstrapCert, data: pem, mode: PUBLIC_MODE },
-    { name: FILES.bootstrapCString, data: pemAsCStrings(pem), mode: PUBLIC_MODE },
-    { name: FILES.bootstrapKeyC, data: bytesAsXxdInclude(privateKeyToSec1Der(key)), mode: KEY_MODE },
+  const written = o.certs.writeNew([
+    { name: f.key, data: privateKeyToPem(key), mode: KEY_MODE },
+    { name: f.cert, data: pem, mode: PUBLIC_MODE },
+    { name: f.cString, data: pemAsCStrings(pem), mode: PUBLIC_MODE },
+    { name: f.keyC, data: bytesAsXxdInclude(privateKeyToSec1Der(key)), mode: KEY_MODE },
   ]);
+  return { written, kind: 'bootstrap', cn, serial, der };
 }
 
 export interface MakeOperatorOptions {
@@ -127,16 +157,18 @@ export interface MakeOperatorOptions {
 }
 
 /** An operator credential `OPERATOR-<name>.crt/.key` (OU `LinaroCA Operator Cert`). */
-export async function makeOperator(o: MakeOperatorOptions): Promise<string[]> {
-  if (!/^[A-Za-z0-9._-]{1,64}$/.test(o.name)) {
+export async function makeOperator(o: MakeOperatorOptions): Promise<MadeCredential> {
+  if (!CREDENTIAL_NAME.test(o.name)) {
     throw new LitebootError('USAGE', `operator name "${o.name}" must be 1-64 letters, digits, dots, dashes or underscores`);
   }
   const ca = o.certs.loadCa();
   const key = generateKey('P-256');
-  const der = await operatorCertificate(ca.issuer, { cn: o.name, serial: randomSerial(), publicKey: spkiDer(key), notBefore: o.now, days: o.days ?? 365 });
-  return o.certs.writeNew([
+  const serial = randomSerial();
+  const der = await operatorCertificate(ca.issuer, { cn: o.name, serial, publicKey: spkiDer(key), notBefore: o.now, days: o.days ?? 365 });
+  const written = o.certs.writeNew([
     { name: `OPERATOR-${o.name}.key`, data: privateKeyToPem(key), mode: KEY_MODE },
     { name: `OPERATOR-${o.name}.crt`, data: toPem('CERTIFICATE', der), mode: PUBLIC_MODE },
   ]);
+  return { written, kind: 'operator', cn: o.name, serial, der };
 }
 

@@ -162,7 +162,17 @@ export class ApiClient {
     return Number(/"Devices":(\d+)/.exec(r.body.toString())?.[1] ?? 0);
   }
 
+  /** Operator only: add device ids to the enrolment allowlist, or remove them; returns how many changed. */
+  async changeAllowlist(change: 'allow' | 'disallow', ids: readonly string[]): Promise<number> {
+    const body = Buffer.from(JSON.stringify({ [change === 'allow' ? 'Allow' : 'Disallow']: ids }));
+    const r = await this.raw('POST', '/api/v1/allowlist', body, { 'Content-Type': MEDIA_TYPE.json });
+    if (r.status !== 200) this.decode(r, 'json', 'error');
+    return Number(/"Changed":(\d+)/.exec(r.body.toString())?.[1] ?? 0);
+  }
+
   async revoke(serial: bigint, reason: number, format: Format = 'cbor'): Promise<void> {
+    // Credentials' 127-bit serials do not fit a CBOR integer (the devices' wire has no bignums): JSON carries them exactly.
+    if (serial >= 1n << 64n) format = 'json';
     const body = format === 'cbor' ? encodeCbor(cborMap([1, serial], ...(reason ? [[2, reason] as const] : []))) : Buffer.from(`{"Serial":${serial}${reason ? `,"Reason":${reason}` : ''}}`);
     await this.call('POST', '/api/v1/krr', format, 'cs', body);
   }

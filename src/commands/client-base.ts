@@ -57,6 +57,7 @@ export abstract class ClientCommand extends BaseCommand {
 
 /** A decimal serial from the command line. */
 export function serialArg(text: string): bigint {
-  if (!/^[0-9]{1,20}$/.test(text)) throw usage(`"${text}" is not a decimal certificate serial`);
+  // Up to 40 digits: bootstrap and operator credentials carry 127-bit serials.
+  if (!/^[0-9]{1,40}$/.test(text)) throw usage(`"${text}" is not a decimal certificate serial`);
   return BigInt(text);
 }

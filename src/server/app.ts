@@ -76,10 +76,16 @@ export async function startServer(o: StartOptions): Promise<RunningServer> {
       registration: provider ? 'pending' : 'none',
       serials: new TimestampSerials(await store.maxSerial()),
       clock,
+      enrolment: { mode: config.enrolment, allowRebind: config.allowRebind },
+      warn: (m) => log.warn(m),
     });
     const registrar = new Registrar({ store, provider, cfg: config.cloud, log });
     authority.onIssued(() => registrar.notifyIssued());
     await authority.loadRevocations();
+    for (const c of certs.credentials(ca)) {
+      if (await authority.recordCredential(c.kind, c.name, c.serial, c.der)) log.info(`recorded the ${c.kind} credential ${c.file} (serial ${c.serial}) so that it can be revoked`);
+    }
+    if (config.allowRebind) log.warn('allow_rebind is on: anyone holding the bootstrap key can take over an enrolled device id');
     const tls = tlsOptions(serverKey, server.pem, ca.cert.pem);
     const api = new ApiServer({
       tls,

@@ -142,3 +142,19 @@ export const registerNow: Handler = async (ctx, d) => {
   const n = await d.registrar.retryNow(id);
   return { status: 200, contentType: MEDIA_TYPE.json, body: Buffer.from(`{"Status":0,"Devices":${n}}\n`) };
 };
+
+/**
+ * An operator's change to the enrolment allowlist (not part of the device contract): JSON
+ * `{"Allow": ["<uuid>", ...]}` or `{"Disallow": [...]}`. Answers `{"Status":0,"Changed":n}`.
+ */
+export const allowlist: Handler = async (ctx, d) => {
+  const v = parseJsonExact(ctx.body.toString('utf8'))?.value;
+  const bad = () => new LitebootError('BAD_BODY', 'bad request: POST data did not match specified Content-Type');
+  if (!v || typeof v !== 'object' || Array.isArray(v)) throw bad();
+  const keys = Object.keys(v);
+  if (keys.length !== 1 || (keys[0] !== 'Allow' && keys[0] !== 'Disallow')) throw bad();
+  const ids = (v as Record<string, unknown>)[keys[0]!];
+  if (!Array.isArray(ids) || ids.length > 100_000 || !ids.every((i) => typeof i === 'string')) throw bad();
+  const n = await d.authority.changeAllowlist(keys[0] === 'Allow' ? 'allow' : 'disallow', ids as string[], ctx.caller.label);
+  return { status: 200, contentType: MEDIA_TYPE.json, body: Buffer.from(`{"Status":0,"Changed":${n}}\n`) };
+};

@@ -14,5 +14,6 @@ export function peerCertificate(socket: TLSSocket): PeerCertificate {
     cn: list(subject.CN)[0] ?? '',
     ous: list(subject.OU),
     notAfter: new Date(c.valid_to),
+    der: c.raw,
   };
 }

@@ -28,6 +28,7 @@ export const ROUTES: readonly Route[] = [
   { method: 'POST', path: '/api/v1/krr', roles: ['device', 'operator'], body: 'negotiated', handler: h.revoke },
   // Operator-only additions beyond the original's contract.
   { method: 'POST', path: '/api/v1/registrations', roles: ['operator'], body: 'negotiated', handler: h.registerNow },
+  { method: 'POST', path: '/api/v1/allowlist', roles: ['operator'], body: 'negotiated', handler: h.allowlist },
 ];
 
 export interface Match {

@@ -18,6 +18,9 @@ export const STATUS: Partial<Record<ErrorCode, { status: number; message?: strin
   UNSUPPORTED_KEY: { status: 400 },
   BAD_SUBJECT: { status: 400 },
   FORBIDDEN: { status: 403 },
+  NOT_EXPECTED: { status: 403, message: 'device not expected' },
+  // Threat model: the bootstrap key is public; an enrolled id stays with its key.
+  DEVICE_BOUND: { status: 409, message: 'device already enrolled with another key' },
   ROUTE_NOT_FOUND: { status: 404, message: 'not found' },
   METHOD_NOT_ALLOWED: { status: 405, message: 'method not allowed' },
   BODY_TOO_LARGE: { status: 413, message: 'request body too large' },

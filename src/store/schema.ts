@@ -56,6 +56,31 @@ export const MIGRATIONS: readonly Migration[] = [
       `);
     },
   },
+  {
+    from: 'liteboot-1',
+    to: 'liteboot-2',
+    up(db) {
+      db.run(`
+        -- Bootstrap and operator credentials (threat model: a leaked one must be revocable).
+        -- Serials as decimal text: setup-* makes 127-bit serials, beyond SQLite's INTEGER.
+        CREATE TABLE credentials (serial TEXT PRIMARY KEY,
+                kind TEXT NOT NULL,
+                name TEXT NOT NULL,
+                cert BLOB NOT NULL,
+                recorded_at INTEGER NOT NULL,
+                valid INTEGER NOT NULL DEFAULT 1,
+                revoked_at INTEGER,
+                revoke_reason INTEGER);
+        -- The enrolment allowlist: device ids in canonical lower case.
+        CREATE TABLE allowed_devices (id TEXT PRIMARY KEY,
+                added_at INTEGER NOT NULL,
+                added_by TEXT);
+        -- Which credential enrolled the device (its first certificate's issued_by).
+        ALTER TABLE devices ADD COLUMN enrolled_by TEXT;
+        UPDATE devices SET enrolled_by = (SELECT c.issued_by FROM certs c WHERE c.id = devices.id ORDER BY c.rowid LIMIT 1);
+      `);
+    },
+  },
 ];
 
 export const CURRENT_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.to;

@@ -7,7 +7,7 @@ import { LitebootError } from '../errors.js';
 import { fsyncDir, JournalWriter, listSegments, readSegment, removeFile, segmentPath, truncateSegment, type JournalRecord } from './journal.js';
 import { WriterLock } from './lock.js';
 import { createBaseSchema, GO_SCHEMA_VERSION, pendingMigrations, runMigrations, schemaVersion } from './schema.js';
-import type { CertificateRecord, DeviceSummary, IssuedCertificate, Registration, RegistrationStatus, Revocation, Store } from './types.js';
+import type { BindingCheck, CertificateRecord, Credential, CredentialKind, CredentialRecord, DeviceSummary, IssuedCertificate, Registration, RegistrationStatus, Revocation, Store } from './types.js';
 
 export interface OpenStoreOptions {
   /** Path of CADB.db. */
@@ -41,7 +41,11 @@ type Op =
   | { op: 'cert'; id: string; name: string; serial: string; keyid: string; cert: string; nb: string; na: string; by?: string; at: number; reg?: 'pending' | 'none' }
   | { op: 'revoke'; serial: string; at: number; reason: number }
   | { op: 'reg'; id: string; status: RegistrationStatus; attempts: number; err?: string; next?: number; at?: number }
-  | { op: 'set'; key: string; value: string };
+  | { op: 'set'; key: string; value: string }
+  | { op: 'cred'; serial: string; kind: CredentialKind; name: string; cert: string; at: number }
+  | { op: 'credrevoke'; serial: string; at: number; reason: number }
+  | { op: 'allow'; ids: string[]; by: string; at: number }
+  | { op: 'disallow'; ids: string[] };
 
 /** `2027-11-26 19:42:56.495+00:00`, the form the Go server's driver wrote into `expiry`. */
 function sqlTime(d: Date): string {
@@ -259,7 +263,7 @@ export class SqlJsStore implements Store {
     switch (op.op) {
       case 'cert':
         // A new device is due for registration at once (reg_next_at is set so the due query can use its index).
-        this.run('INSERT OR IGNORE INTO devices (id, registered, reg_state, reg_next_at) VALUES (?, 0, ?, ?)', [op.id, op.reg ?? 'pending', op.at]);
+        this.run('INSERT OR IGNORE INTO devices (id, registered, reg_state, reg_next_at, enrolled_by) VALUES (?, 0, ?, ?, ?)', [op.id, op.reg ?? 'pending', op.at, op.by ?? null]);
         this.run(
           `INSERT INTO certs (id, name, serial, keyid, cert, expiry, valid, not_before, not_after, issued_by, issued_at)
            VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?)`,
@@ -278,6 +282,18 @@ export class SqlJsStore implements Store {
         break;
       case 'set':
         this.run('INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)', [op.key, op.value]);
+        break;
+      case 'cred':
+        this.run('INSERT OR IGNORE INTO credentials (serial, kind, name, cert, recorded_at) VALUES (?, ?, ?, ?, ?)', [op.serial, op.kind, op.name, Buffer.from(op.cert, 'base64'), op.at]);
+        break;
+      case 'credrevoke':
+        this.run('UPDATE credentials SET valid = 0, revoked_at = ?, revoke_reason = ? WHERE serial = ? AND valid != 0', [op.at, op.reason, op.serial]);
+        break;
+      case 'allow':
+        for (const id of op.ids) this.run('INSERT OR IGNORE INTO allowed_devices (id, added_at, added_by) VALUES (?, ?, ?)', [id, op.at, op.by]);
+        break;
+      case 'disallow':
+        for (const id of op.ids) this.run('DELETE FROM allowed_devices WHERE id = ?', [id]);
         break;
       default:
         throw new LitebootError('DB_CORRUPT', `unknown journal operation ${JSON.stringify((op as { op: unknown }).op)}`);
@@ -302,8 +318,15 @@ export class SqlJsStore implements Store {
     return this.journal.append(rec);
   }
 
-  recordIssued(c: IssuedCertificate): Promise<void> {
+  recordIssued(c: IssuedCertificate, binding?: BindingCheck): Promise<void> {
     if (!validSerial(c.serial)) return Promise.reject(new LitebootError('INTERNAL', `serial ${c.serial} is outside 1..2^63-1`));
+    if (binding) {
+      // Checked and applied in one synchronous step: nothing else runs on this store in between.
+      const keys = this.boundKeyIdsSync(c.deviceId, binding.at);
+      if (keys.length > 0 && !keys.some((k) => Buffer.from(k).equals(c.keyId))) {
+        return Promise.reject(new LitebootError('DEVICE_BOUND', 'device already enrolled with another key'));
+      }
+    }
     return this.commit({
       op: 'cert',
       id: c.deviceId,
@@ -325,6 +348,17 @@ export class SqlJsStore implements Store {
     if (!row || row[0] === 0) return false;
     await this.commit({ op: 'revoke', serial: serial.toString(), at: at.getTime(), reason });
     return true;
+  }
+
+  private boundKeyIdsSync(deviceId: string, at: Date): Uint8Array[] {
+    const now = at.getTime();
+    return this.all('SELECT keyid, not_after, expiry FROM certs WHERE lower(id) = ? AND valid != 0', [deviceId.toLowerCase()])
+      .filter((r) => (parseSqlTime(r[1]) ?? parseSqlTime(r[2]) ?? new Date(0)).getTime() > now)
+      .map((r) => r[0] as Uint8Array);
+  }
+
+  async boundKeyIds(deviceId: string, at: Date): Promise<Uint8Array[]> {
+    return this.boundKeyIdsSync(deviceId, at);
   }
 
   async findBySerial(serial: bigint): Promise<CertificateRecord | undefined> {
@@ -358,10 +392,73 @@ export class SqlJsStore implements Store {
   }
 
   async revocations(): Promise<Revocation[]> {
-    return this.all('SELECT CAST(serial AS TEXT), revoked_at, revoke_reason FROM certs WHERE valid = 0 ORDER BY rowid', []).map((r) => ({
+    const rows = [
+      ...this.all('SELECT CAST(serial AS TEXT), revoked_at, revoke_reason FROM certs WHERE valid = 0 ORDER BY rowid', []),
+      ...this.all('SELECT serial, revoked_at, revoke_reason FROM credentials WHERE valid = 0 ORDER BY rowid', []),
+    ];
+    return rows.map((r) => ({
       serial: BigInt(String(r[0])),
       revokedAt: typeof r[1] === 'number' ? new Date(r[1]) : undefined,
       reason: typeof r[2] === 'number' ? r[2] : undefined,
+    }));
+  }
+
+  async recordCredential(c: Credential): Promise<boolean> {
+    if (this.one('SELECT 1 FROM credentials WHERE serial = ?', [c.serial.toString()])) return false;
+    await this.commit({ op: 'cred', serial: c.serial.toString(), kind: c.kind, name: c.name, cert: Buffer.from(c.der).toString('base64'), at: c.recordedAt.getTime() });
+    return true;
+  }
+
+  private credentialOf(r: SqlValue[]): CredentialRecord {
+    return {
+      serial: BigInt(String(r[0])),
+      kind: r[1] as CredentialKind,
+      name: String(r[2]),
+      der: r[3] as Uint8Array,
+      recordedAt: new Date(Number(r[4])),
+      valid: r[5] !== 0,
+      revokedAt: typeof r[6] === 'number' ? new Date(r[6]) : undefined,
+      revokeReason: typeof r[7] === 'number' ? r[7] : undefined,
+    };
+  }
+
+  async findCredential(serial: bigint): Promise<CredentialRecord | undefined> {
+    const r = this.one('SELECT serial, kind, name, cert, recorded_at, valid, revoked_at, revoke_reason FROM credentials WHERE serial = ?', [serial.toString()]);
+    return r ? this.credentialOf(r) : undefined;
+  }
+
+  async credentials(): Promise<CredentialRecord[]> {
+    return this.all('SELECT serial, kind, name, cert, recorded_at, valid, revoked_at, revoke_reason FROM credentials ORDER BY rowid', []).map((r) => this.credentialOf(r));
+  }
+
+  async revokeCredential(serial: bigint, reason: number, at: Date): Promise<boolean> {
+    const row = this.one('SELECT valid FROM credentials WHERE serial = ?', [serial.toString()]);
+    if (!row || row[0] === 0) return false;
+    await this.commit({ op: 'credrevoke', serial: serial.toString(), at: at.getTime(), reason });
+    return true;
+  }
+
+  async allowDevices(ids: readonly string[], by: string, at: Date): Promise<number> {
+    const fresh = [...new Set(ids.map((i) => i.toLowerCase()))].filter((id) => !this.one('SELECT 1 FROM allowed_devices WHERE id = ?', [id]));
+    if (fresh.length > 0) await this.commit({ op: 'allow', ids: fresh, by, at: at.getTime() });
+    return fresh.length;
+  }
+
+  async disallowDevices(ids: readonly string[]): Promise<number> {
+    const present = [...new Set(ids.map((i) => i.toLowerCase()))].filter((id) => this.one('SELECT 1 FROM allowed_devices WHERE id = ?', [id]));
+    if (present.length > 0) await this.commit({ op: 'disallow', ids: present });
+    return present.length;
+  }
+
+  async isAllowed(deviceId: string): Promise<boolean> {
+    return this.one('SELECT 1 FROM allowed_devices WHERE id = ?', [deviceId.toLowerCase()]) !== undefined;
+  }
+
+  async allowedDevices(): Promise<{ id: string; addedAt: Date; addedBy?: string }[]> {
+    return this.all('SELECT id, added_at, added_by FROM allowed_devices ORDER BY id', []).map((r) => ({
+      id: String(r[0]),
+      addedAt: new Date(Number(r[1])),
+      addedBy: typeof r[2] === 'string' ? r[2] : undefined,
     }));
   }
 
@@ -372,14 +469,15 @@ export class SqlJsStore implements Store {
 
   async listDevices(): Promise<DeviceSummary[]> {
     return this.all(
-      `SELECT d.id, count(c.serial), coalesce(sum(c.valid != 0), 0), d.reg_state, d.reg_attempts, d.reg_last_error, d.reg_next_at, d.reg_updated_at
+      `SELECT d.id, count(c.serial), coalesce(sum(c.valid != 0), 0), d.reg_state, d.reg_attempts, d.reg_last_error, d.reg_next_at, d.reg_updated_at, d.enrolled_by
        FROM devices d LEFT JOIN certs c ON c.id = d.id GROUP BY d.id ORDER BY d.id`,
       [],
     ).map((r) => ({
       id: String(r[0]),
       certificates: Number(r[1]),
       validCertificates: Number(r[2]),
-      registration: registrationOf(r.slice(3)),
+      registration: registrationOf(r.slice(3, 8)),
+      enrolledBy: typeof r[8] === 'string' ? r[8] : undefined,
     }));
   }
 

@@ -54,18 +54,67 @@ export interface DeviceSummary {
   certificates: number;
   validCertificates: number;
   registration: Registration;
+  /** Who enrolled the device first (`issued_by` of its first certificate: `bootstrap:<serial>`, `operator:<name>`). */
+  enrolledBy?: string;
+}
+
+/** A shared factory (bootstrap) or operator credential the CA issued: revocable like any certificate. */
+export type CredentialKind = 'bootstrap' | 'operator';
+
+export interface Credential {
+  /** Any size: credentials made by `setup-*` carry random 127-bit serials (not the certs table's 63-bit ones). */
+  serial: bigint;
+  kind: CredentialKind;
+  /** The file's name part (`BOOTSTRAP-<name>.crt`, `OPERATOR-<name>.crt`; `default` for BOOTSTRAP.crt) or the CN. */
+  name: string;
+  der: Uint8Array;
+  recordedAt: Date;
+}
+
+export interface CredentialRecord extends Credential {
+  valid: boolean;
+  revokedAt?: Date;
+  revokeReason?: number;
+}
+
+/**
+ * The key binding of an enrolment (threat model: the bootstrap key is public). The store refuses
+ * the certificate, atomically with recording it, when the device already holds a certificate
+ * valid at `at` and none of those has this certificate's key id.
+ */
+export interface BindingCheck {
+  at: Date;
 }
 
 export interface Store {
-  /** Records an issued certificate; resolves once it is durable on disk. */
-  recordIssued(cert: IssuedCertificate): Promise<void>;
+  /**
+   * Records an issued certificate; resolves once it is durable on disk. With `binding`, rejects
+   * with DEVICE_BOUND (and records nothing) if the device holds certificates valid at
+   * `binding.at` and none has `cert.keyId`; the check and the insert cannot interleave with
+   * another recordIssued for the same device.
+   */
+  recordIssued(cert: IssuedCertificate, binding?: BindingCheck): Promise<void>;
+  /** Key ids of the device's certificates that are unrevoked and unexpired at `at` (device ids compared in lower case). */
+  boundKeyIds(deviceId: string, at: Date): Promise<Uint8Array[]>;
   /** Marks a certificate revoked; false if the serial is unknown or already revoked. Durable on resolve. */
   revoke(serial: bigint, reason: number, at: Date): Promise<boolean>;
   findBySerial(serial: bigint): Promise<CertificateRecord | undefined>;
   /** Unrevoked serials of a device (compared in lower case), oldest first. */
   validSerials(deviceId: string): Promise<bigint[]>;
-  /** Every revoked certificate, for CRLs and the TLS listeners. */
+  /** Every revoked certificate, device certificates and credentials alike, for CRLs and the TLS listeners. */
   revocations(): Promise<Revocation[]>;
+  /** Records a credential; false (and nothing changed) if that serial is recorded already. */
+  recordCredential(c: Credential): Promise<boolean>;
+  findCredential(serial: bigint): Promise<CredentialRecord | undefined>;
+  credentials(): Promise<CredentialRecord[]>;
+  /** Marks a credential revoked; false if unknown or already revoked. Durable on resolve. */
+  revokeCredential(serial: bigint, reason: number, at: Date): Promise<boolean>;
+  /** The enrolment allowlist (`[server] enrolment = "allowlist"`): adds ids (canonical lower case); returns how many were new. */
+  allowDevices(ids: readonly string[], by: string, at: Date): Promise<number>;
+  /** Removes ids from the allowlist; returns how many were there. */
+  disallowDevices(ids: readonly string[]): Promise<number>;
+  isAllowed(deviceId: string): Promise<boolean>;
+  allowedDevices(): Promise<{ id: string; addedAt: Date; addedBy?: string }[]>;
   /** The largest serial recorded (0 when empty), so new serials stay unique across restarts. */
   maxSerial(): Promise<bigint>;
   listDevices(): Promise<DeviceSummary[]>;

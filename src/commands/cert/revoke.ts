@@ -1,4 +1,8 @@
+import { readFileSync } from 'node:fs';
 import { Option } from 'clipanion';
+import { parseCertificate } from '../../asn1/certificate.js';
+import { parsePemBlocks } from '../../asn1/pem.js';
+import { LitebootError } from '../../errors.js';
 import { canonicalUuid } from '../../ca/uuid.js';
 import { positiveInt, usage } from '../base.js';
 import { ClientCommand, serialArg, type Credential } from '../client-base.js';
@@ -13,20 +17,27 @@ export class CertRevokeCommand extends ClientCommand {
       certificate, or as a device (\`--device UUID\`: \`certs/<uuid>.crt\`), which may revoke only its
       own. \`--reason\` is an RFC 5280 CRLReason code (1 keyCompromise, 4 superseded, 5
       cessationOfOperation, ...).
+
+      An operator can also revoke a bootstrap or operator credential (a leaked bootstrap key, a
+      departed operator): by serial, or with \`--cert FILE\` to take the serial from the certificate.
+      A revoked credential is refused on both ports.
     `,
     examples: [
       ['An operator revokes a certificate', '$0 cert revoke 1795721654822870144 --operator alice --reason 1'],
       ['A device revokes one of its own', '$0 cert revoke 1795721654822870144 --device 56d38f73-3f6f-4a59-86bc-d315a1ccc634'],
+      ['Cut off a leaked bootstrap credential', '$0 cert revoke --cert certs/BOOTSTRAP.crt --operator alice --reason 1'],
     ],
   });
 
-  serial = Option.String({ name: 'serial' });
+  serial = Option.String({ name: 'serial', required: false });
+  cert = Option.String('--cert', { description: 'Revoke the certificate in FILE (PEM or DER) instead of giving its serial' });
   operator = Option.String('--operator', { description: 'Revoke as this operator' });
   device = Option.String('--device', { description: 'Revoke as this device' });
   reason = Option.String('--reason', { description: 'RFC 5280 CRLReason code (default: none)' });
 
   protected async run(): Promise<number> {
-    const serial = serialArg(this.serial);
+    if ((this.serial === undefined) === (this.cert === undefined)) throw usage('give the serial to revoke, or --cert FILE');
+    const serial = this.serial !== undefined ? serialArg(this.serial) : serialOfFile(this.cert!);
     if (!!this.operator === !!this.device) throw usage('say who revokes: --operator NAME or --device UUID');
     const uuid = this.device ? canonicalUuid(this.device) : undefined;
     if (this.device && !uuid) throw usage(`"${this.device}" is not a UUID`);
@@ -41,4 +52,17 @@ export class CertRevokeCommand extends ClientCommand {
       client.close();
     }
   }
+}
+
+function serialOfFile(path: string): bigint {
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(path);
+  } catch (e) {
+    throw new LitebootError('FILE_MISSING', `cannot read ${path}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : 'not readable'}`);
+  }
+  const text = bytes.toString('latin1');
+  const der = text.includes('-----BEGIN') ? parsePemBlocks(text).find((b) => b.label === 'CERTIFICATE')?.der : bytes;
+  if (!der) throw new LitebootError('BAD_CERT', `${path} holds no certificate`);
+  return parseCertificate(der).serial;
 }

@@ -33,6 +33,7 @@ export class DeviceListCommand extends BaseCommand {
             id: d.id,
             certificates: d.certificates,
             validCertificates: d.validCertificates,
+            enrolledBy: d.enrolledBy ?? null,
             registration: {
               status: d.registration.status,
               attempts: d.registration.attempts,
@@ -47,7 +48,7 @@ export class DeviceListCommand extends BaseCommand {
       for (const d of devices) {
         const r = d.registration;
         const detail = r.status === 'pending' && r.attempts > 0 ? ` (${r.attempts} attempts, last: ${r.lastError ?? '?'}${r.nextAttemptAt ? `, next ${new Date(r.nextAttemptAt).toISOString()}` : ''})` : r.status === 'failed' ? ` (${r.lastError ?? ''})` : '';
-        this.print(`${d.id}  ${d.validCertificates}/${d.certificates} valid  ${r.status}${detail}`);
+        this.print(`${d.id}  ${d.validCertificates}/${d.certificates} valid  ${r.status}${detail}${d.enrolledBy ? `  enrolled by ${d.enrolledBy}` : ''}`);
       }
       this.print(`${devices.length} device${devices.length === 1 ? '' : 's'}`);
       return 0;
