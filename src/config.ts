@@ -21,6 +21,14 @@ export interface ServerConfig {
   listen: string;
   port: number;
   mport: number;
+  /** The public plain-HTTP listener for CRL, OCSP and the CA certificate; 0 turns it off. */
+  httpPort: number;
+  /** The base URL put into device certificates for the CRL, OCSP and caIssuers; '' for none. */
+  publicUrl: string;
+  /** Validity of each CRL in days. */
+  crlDays: number;
+  /** Also write the CRL as PEM here on every change (for a broker's crlfile). */
+  crlFile?: string;
   hubname: string;
   resourcegroup: string;
   mqttport: number;
@@ -80,6 +88,10 @@ const SERVER_KEYS = {
   listen: 'string',
   port: 'port',
   mport: 'port',
+  http_port: 'port',
+  public_url: 'string',
+  crl_days: 'positive',
+  crl_file: 'string',
   hubname: 'string',
   resourcegroup: 'string',
   mqttport: 'port',
@@ -260,6 +272,10 @@ export function loadServerConfig(o: LoadServerConfigOptions): ServerConfig {
     listen: str('listen', ''),
     port: num('port', 1443),
     mport: num('mport', 8443),
+    httpPort: num('http_port', 8080),
+    publicUrl: '',
+    crlDays: num('crl_days', 7),
+    crlFile: values.crl_file !== undefined && values.crl_file !== '' ? resolve(o.cwd, values.crl_file as string) : undefined,
     hubname: str('hubname', ''),
     resourcegroup: str('resourcegroup', ''),
     mqttport: num('mqttport', 8883),
@@ -286,6 +302,23 @@ export function loadServerConfig(o: LoadServerConfigOptions): ServerConfig {
   if (cfg.limits.requestTimeoutMs < cfg.limits.headersTimeoutMs) {
     throw new LitebootError('BAD_CONFIG', `${where}: request_timeout (${cfg.limits.requestTimeoutMs / 1000} s) must not be shorter than headers_timeout (${cfg.limits.headersTimeoutMs / 1000} s)`);
   }
+  // Devices' certificates name the public listener unless told otherwise (or it is off).
+  cfg.publicUrl = values.public_url !== undefined ? (values.public_url as string) : cfg.httpPort !== 0 ? `http://${hostname}:${cfg.httpPort}` : '';
+  if (cfg.publicUrl !== '') {
+    let u: URL | undefined;
+    try {
+      u = new URL(cfg.publicUrl);
+    } catch {
+      /* reported below */
+    }
+    if (!u || (u.protocol !== 'http:' && u.protocol !== 'https:') || !/^[\x21-\x7e]+$/.test(cfg.publicUrl)) {
+      throw new LitebootError('BAD_CONFIG', `${where}: public_url must be an http:// URL (or empty for none), not "${cfg.publicUrl}"`);
+    }
+    // Every device certificate carries it three times, and the CBOR /cr answer must fit the devices' 1 KB buffer.
+    if (cfg.publicUrl.length > 64) throw new LitebootError('BAD_CONFIG', `${where}: public_url is ${cfg.publicUrl.length} characters; at most 64 keep the device certificate within the devices' 1 KB receive buffer`);
+  }
+  const ports = [cfg.port, cfg.mport, cfg.httpPort].filter((p) => p !== 0);
+  if (new Set(ports).size !== ports.length) throw new LitebootError('BAD_CONFIG', `port, mport and http_port must differ (${cfg.port}, ${cfg.mport}, ${cfg.httpPort})`);
   if (cfg.enrolment !== 'open' && cfg.enrolment !== 'allowlist') {
     throw new LitebootError('BAD_CONFIG', `${where}: enrolment must be "open" or "allowlist", not "${cfg.enrolment}"`);
   }

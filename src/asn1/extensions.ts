@@ -62,6 +62,23 @@ export function authorityKeyIdentifier(issuerKeyId: Uint8Array): Buffer {
   return ext(OID.authorityKeyIdentifier, false, sequence(tlv(0x80, issuerKeyId)));
 }
 
+/** RFC 5280 §4.2.2.1 id-pe-authorityInfoAccess and its access methods (id-ad-ocsp, id-ad-caIssuers). */
+const AIA = '1.3.6.1.5.5.7.1.1';
+const AD_OCSP = '1.3.6.1.5.5.7.48.1';
+const AD_CA_ISSUERS = '1.3.6.1.5.5.7.48.2';
+/** GeneralName uniformResourceIdentifier [6] IA5String. */
+const uri = (url: string): Buffer => tlv(0x86, Buffer.from(url, 'ascii'));
+
+/** RFC 5280 §4.2.1.13: one DistributionPoint whose fullName is the CRL's URL. */
+export function crlDistributionPoints(url: string): Buffer {
+  return ext(OID.cRLDistributionPoints, false, sequence(sequence(tlv(0xa0, tlv(0xa0, uri(url))))));
+}
+
+/** RFC 5280 §4.2.2.1: where the OCSP responder and the issuer's certificate are. */
+export function authorityInfoAccess(ocspUrl: string, caIssuersUrl: string): Buffer {
+  return ext(AIA, false, sequence(sequence(oid(AD_OCSP), uri(ocspUrl)), sequence(oid(AD_CA_ISSUERS), uri(caIssuersUrl))));
+}
+
 /** SAN entries: an IP address literal becomes an iPAddress [7], anything else a dNSName [2]. */
 export function subjectAltName(names: readonly string[]): Buffer {
   return ext(

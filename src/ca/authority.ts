@@ -1,10 +1,10 @@
-import { buildCrl, encodeCrlEntry } from '../asn1/crl.js';
 import { keyIdentifier } from '../asn1/extensions.js';
 import { toPem } from '../asn1/pem.js';
 import { LitebootError } from '../errors.js';
 import type { CredentialKind, Store } from '../store/types.js';
 import { acceptCsr, type AcceptedRequest, type IssuancePolicy } from './policy.js';
-import { BOOTSTRAP_OU, DAY_MS, deviceCertificate, OPERATOR_OU, validityEnd, type Issuer } from './profiles.js';
+import { CrlPublisher } from './crl-publisher.js';
+import { BOOTSTRAP_OU, deviceCertificate, OPERATOR_OU, revocationInfo, validityEnd, type Issuer } from './profiles.js';
 import type { TimestampSerials } from './serial-source.js';
 import { canonicalUuid } from './uuid.js';
 
@@ -62,6 +62,13 @@ export interface AuthorityOptions {
   serials: TimestampSerials;
   clock: () => Date;
   enrolment?: EnrolmentRules;
+  /** Validity of each CRL in days (default 7). */
+  crlDays?: number;
+  /**
+   * Where relying parties find revocation (`[server] public_url`): a CRL distribution point and
+   * OCSP/caIssuers URLs go into every device certificate. None when absent.
+   */
+  publicUrl?: string;
   /** Refusals an operator should hear about (an enrolment for a bound id with another key). */
   warn?: (message: string) => void;
 }
@@ -75,7 +82,10 @@ const REASONS = new Set([0, 1, 2, 3, 4, 5, 6, 8, 9, 10]);
  */
 export class Authority {
   private readonly issueListeners: ((deviceId: string) => void)[] = [];
-  private crlNumber = 0n;
+  /** This process's current CRL. */
+  readonly crls: CrlPublisher;
+  /** The CRL distribution point and AIA extensions of every device certificate, encoded once. */
+  private readonly revocationInfo: readonly Uint8Array[];
   /**
    * Every revoked certificate (devices and credentials), loaded from the store once and kept up
    * to date by revoke(): one process's view (several servers on one store need notifications).
@@ -86,8 +96,13 @@ export class Authority {
 
   /** Loads the revoked serials and the known credentials (call once before serving; see isRevoked). */
   async loadRevocations(): Promise<void> {
-    for (const r of await this.o.store.revocations()) this.revoked.set(r.serial, { revokedAt: r.revokedAt, reason: r.reason });
+    const now = this.o.clock();
+    for (const r of await this.o.store.revocations()) {
+      this.revoked.set(r.serial, { revokedAt: r.revokedAt, reason: r.reason });
+      this.crls.add(r.serial, r.revokedAt ?? now, r.reason);
+    }
     for (const c of await this.o.store.credentials()) this.knownCredentialsThisProcess.add(c.serial);
+    await this.crls.rebuild();
   }
 
   /**
@@ -106,7 +121,10 @@ export class Authority {
     return this.revoked.has(serial);
   }
 
-  constructor(private readonly o: AuthorityOptions) {}
+  constructor(private readonly o: AuthorityOptions) {
+    this.crls = new CrlPublisher({ issuer: o.issuer, store: o.store, clock: o.clock, days: o.crlDays ?? 7 });
+    this.revocationInfo = o.publicUrl ? revocationInfo(o.publicUrl) : [];
+  }
 
   /**
    * Classifies a client certificate (API.md "Who may call what"). A certificate the CA issued
@@ -133,7 +151,7 @@ export class Authority {
     const notBefore = this.o.clock();
     const serial = this.o.serials.next();
     const keyId = keyIdentifier(req.csr.spki); // once: the certificate's SKI and the store's keyid
-    const der = await deviceCertificate(this.o.issuer, { subject: req.subject, serial, publicKey: req.csr.spki, keyId, notBefore, days: this.o.deviceDays });
+    const der = await deviceCertificate(this.o.issuer, { subject: req.subject, serial, publicKey: req.csr.spki, keyId, notBefore, days: this.o.deviceDays, revocationInfo: this.revocationInfo });
     // Recorded (and fsync'd) before anyone sees it: a certificate handed out is never lost. The
     // key binding is checked by the store atomically with the insert, so two enrolments of one
     // new id with two keys cannot both pass.
@@ -202,9 +220,14 @@ export class Authority {
     }
     if (caller.role !== 'device' && caller.role !== 'operator') throw new LitebootError('FORBIDDEN', 'this certificate may not revoke');
     const at = this.o.clock();
-    if (await this.o.store.revoke(serial, reason, at)) {
-      this.revoked.set(serial, { revokedAt: at, reason });
-    }
+    if (await this.o.store.revoke(serial, reason, at)) await this.published(serial, at, reason);
+  }
+
+  /** A revocation is in force on this process's listeners at once, and in its CRL before krr answers. */
+  private async published(serial: bigint, at: Date, reason: number): Promise<void> {
+    this.revoked.set(serial, { revokedAt: at, reason });
+    this.crls.add(serial, at, reason);
+    await this.crls.rebuild();
   }
 
   private async revokeCredential(serial: bigint, reason: number, caller: Caller): Promise<void> {
@@ -212,7 +235,7 @@ export class Authority {
     if (!cred) throw new LitebootError('UNKNOWN_SERIAL', 'invalid serial number');
     if (caller.role !== 'operator') throw new LitebootError('FORBIDDEN', 'only an operator may revoke a bootstrap or operator credential');
     const at = this.o.clock();
-    if (await this.o.store.revokeCredential(serial, reason, at)) this.revoked.set(serial, { revokedAt: at, reason });
+    if (await this.o.store.revokeCredential(serial, reason, at)) await this.published(serial, at, reason);
   }
 
   /** The enrolment allowlist: adds (or removes) device ids; returns how many changed. */
@@ -246,22 +269,8 @@ export class Authority {
     return toPem('CERTIFICATE', rec.der);
   }
 
-  /** The current CRL (RFC 5280 §5), valid for `days` (for a CRL endpoint; see loadRevocations). */
-  async crl(days = 7): Promise<Buffer> {
-    const now = this.o.clock();
-    const nowNumber = BigInt(now.getTime());
-    this.crlNumber = nowNumber > this.crlNumber ? nowNumber : this.crlNumber + 1n;
-    return buildCrl(
-      {
-        issuerDer: this.o.issuer.subjectDer,
-        issuerKeyId: this.o.issuer.keyId,
-        thisUpdate: now,
-        nextUpdate: validityEnd(now, days, new Date(Math.max(this.o.issuer.notAfter.getTime(), now.getTime() + DAY_MS))),
-        number: this.crlNumber,
-        // Rows the original marked invalid carry no time: date them now.
-        entries: [...this.revoked].map(([serial, r]) => encodeCrlEntry({ serial, revokedAt: r.revokedAt ?? now, reason: r.reason })),
-      },
-      this.o.issuer.signer,
-    );
+  /** The current CRL (RFC 5280 §5), DER. */
+  async crl(): Promise<Buffer> {
+    return (await this.crls.crl()).der;
   }
 }

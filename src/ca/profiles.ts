@@ -1,6 +1,8 @@
 import {
+  authorityInfoAccess,
   authorityKeyIdentifier,
   basicConstraints,
+  crlDistributionPoints,
   extKeyUsage,
   keyIdentifier,
   keyUsage,
@@ -129,6 +131,20 @@ export function operatorCertificate(issuer: Issuer, o: Common & { cn: string }):
  * A device certificate: the subject from the CSR, nothing else from it (requested extensions
  * are ignored: the CA decides usage, API.md improvement 3).
  */
-export function deviceCertificate(issuer: Issuer, o: Common & { subject: DistinguishedName }): Promise<Buffer> {
-  return clientProfile(issuer, o.subject, o);
+export function deviceCertificate(issuer: Issuer, o: Common & { subject: DistinguishedName; revocationInfo?: readonly Uint8Array[] }): Promise<Buffer> {
+  return issued(issuer, o.subject, o, [
+    basicConstraints(false),
+    keyUsage(KeyUsageFlags.digitalSignature),
+    extKeyUsage(OID.clientAuth),
+    ...(o.revocationInfo ?? []),
+  ]);
+}
+
+/**
+ * Where relying parties find out about revocation (the issue: CRL, OCSP, URLs in the
+ * certificates): a CRL distribution point and the OCSP and caIssuers URLs under `publicUrl`.
+ */
+export function revocationInfo(publicUrl: string): Uint8Array[] {
+  const base = publicUrl.replace(/\/+$/, '');
+  return [crlDistributionPoints(`${base}/crl`), authorityInfoAccess(`${base}/ocsp`, `${base}/ca.crt`)];
 }

@@ -1,4 +1,5 @@
-import { readFileSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { createServer as createNetServer } from 'node:net';
 import { OID } from '../asn1/oids.js';
 import { Authority } from '../ca/authority.js';
@@ -13,11 +14,14 @@ import { openStore } from '../store/sqljs-store.js';
 import type { Store } from '../store/types.js';
 import { ApiServer, listenError } from './api-server.js';
 import { MtlsListener } from './mtls-listener.js';
+import { PublicListener } from './public-listener.js';
 import { tlsOptions } from './tls.js';
 
 export interface RunningServer {
   apiPort: number;
   mtlsPort: number;
+  /** The public CRL/OCSP listener's port; 0 when it is off. */
+  httpPort: number;
   store: Store;
   authority: Authority;
   /** Stop accepting, finish what is in flight, close the store cleanly. */
@@ -36,6 +40,25 @@ function readText(path: string, what: string): string {
     return readFileSync(path, 'utf8');
   } catch (e) {
     throw new LitebootError((e as NodeJS.ErrnoException).code === 'ENOENT' ? 'FILE_MISSING' : 'FILE_UNREADABLE', `cannot read ${what} ${path}: ${(e as Error).message}`);
+  }
+}
+
+/** Writes a file so that a reader sees the old or the new contents, never a mix: temp, fsync, rename, fsync the directory. */
+function writeFileAtomic(path: string, data: string): void {
+  const tmp = `${path}.tmp-${process.pid}`;
+  const fd = openSync(tmp, 'w', 0o644);
+  try {
+    writeSync(fd, data);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, path);
+  const dir = openSync(dirname(path), 'r');
+  try {
+    fsyncSync(dir);
+  } finally {
+    closeSync(dir);
   }
 }
 
@@ -77,10 +100,22 @@ export async function startServer(o: StartOptions): Promise<RunningServer> {
       serials: new TimestampSerials(await store.maxSerial()),
       clock,
       enrolment: { mode: config.enrolment, allowRebind: config.allowRebind },
+      crlDays: config.crlDays,
+      publicUrl: config.publicUrl || undefined,
       warn: (m) => log.warn(m),
     });
     const registrar = new Registrar({ store, provider, cfg: config.cloud, log });
     authority.onIssued(() => registrar.notifyIssued());
+    if (config.crlFile) {
+      const file = config.crlFile;
+      authority.crls.onPublished((crl) => {
+        try {
+          writeFileAtomic(file, crl.pem);
+        } catch (e) {
+          log.error(`cannot write crl_file ${file}: ${(e as Error).message}`);
+        }
+      });
+    }
     await authority.loadRevocations();
     for (const c of certs.credentials(ca)) {
       if (await authority.recordCredential(c.kind, c.name, c.serial, c.der)) log.info(`recorded the ${c.kind} credential ${c.file} (serial ${c.serial}) so that it can be revoked`);
@@ -102,12 +137,15 @@ export async function startServer(o: StartOptions): Promise<RunningServer> {
       },
     });
     const mtls = new MtlsListener(tls, authority, log, config.limits.handshakeTimeoutMs);
+    const pub = config.httpPort !== 0 ? new PublicListener({ authority, caDer: ca.cert.cert.der, log, limits: config.limits }) : undefined;
     const apiPort = await api.listen(config.port, config.listen);
     let mtlsPort: number;
+    let httpPort = 0;
     try {
       mtlsPort = await mtls.listen(config.mport, config.listen);
+      if (pub) httpPort = await pub.listen(config.httpPort, config.listen);
     } catch (e) {
-      await api.stop(0);
+      await Promise.all([api.stop(0), mtls.stop()]);
       throw e;
     }
     registrar.start();
@@ -115,11 +153,13 @@ export async function startServer(o: StartOptions): Promise<RunningServer> {
     return {
       apiPort,
       mtlsPort,
+      httpPort,
       store,
       authority,
       stop: () =>
         (stopping ??= (async () => {
-          await Promise.all([api.stop(10_000), mtls.stop()]);
+          await Promise.all([api.stop(10_000), mtls.stop(), pub?.stop()]);
+          authority.crls.stop();
           await registrar.stop();
           await store.close();
         })()),

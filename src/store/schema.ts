@@ -79,6 +79,9 @@ export const MIGRATIONS: readonly Migration[] = [
         ALTER TABLE devices ADD COLUMN enrolled_by TEXT;
         UPDATE devices SET enrolled_by = (SELECT c.issued_by FROM certs c WHERE c.id = devices.id ORDER BY c.rowid LIMIT 1);
       `);
+      // The original marked certificates invalid without a date; a CRL entry needs one, and the
+      // same one in every CRL: the time of this migration.
+      db.run('UPDATE certs SET revoked_at = ? WHERE valid = 0 AND revoked_at IS NULL', [Date.now()]);
     },
   },
 ];

@@ -1,6 +1,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer as createNetServer } from 'node:net';
 import { join } from 'node:path';
 import { buildCsr } from '../../src/asn1/csr.js';
 import { generateKey, privateKeyToPem } from '../../src/asn1/keys.js';
@@ -13,6 +14,8 @@ export interface TestServer {
   dir: string;
   port: number;
   mport: number;
+  /** The public CRL/OCSP listener's port; 0 unless the test asked for it (`--http-port`). */
+  httpPort: number;
   child: ChildProcess;
   /** Everything the server wrote to stderr so far. */
   stderr(): string;
@@ -49,7 +52,9 @@ export async function startServer(o: StartOptions = {}): Promise<TestServer> {
 }
 
 export async function spawnServer(dir: string, cleanup: () => void, args: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<TestServer> {
-  const child = spawn(process.execPath, [BIN, 'server', 'start', '--hostname', 'localhost', '--listen', '127.0.0.1', '-p', '0', '-m', '0', ...args], {
+  // The public listener has a fixed port or none (0 turns it off): off unless a test gives one.
+  const http = args.includes('--http-port') ? [] : ['--http-port', '0'];
+  const child = spawn(process.execPath, [BIN, 'server', 'start', '--hostname', 'localhost', '--listen', '127.0.0.1', '-p', '0', '-m', '0', ...http, ...args], {
     cwd: dir,
     env: { ...process.env, CAHOSTNAME: '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -78,6 +83,7 @@ export async function spawnServer(dir: string, cleanup: () => void, args: string
     dir,
     port: ports[0],
     mport: ports[1],
+    httpPort: Number(/CRL and OCSP on http:\/\/[^:]+:(\d+)\//.exec(out)?.[1] ?? 0),
     child,
     stderr: () => err,
     stdout: () => out,
@@ -160,4 +166,16 @@ export function bodyFile(dir: string, body: Buffer | string): string {
   const f = join(dir, `body-${randomUUID()}`);
   writeFileSync(f, body);
   return f;
+}
+
+/** A TCP port that was free a moment ago (for listeners that take no port 0, like http_port). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createNetServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => resolve(port));
+    });
+  });
 }

@@ -13,8 +13,9 @@ export class ServerStartCommand extends BaseCommand {
     category: 'Server',
     description: 'run the REST API and the mTLS check listener',
     details: `
-      Serves the device API (\`/api/v1/cr\`, \`p10cr\`, \`cs\`, \`ds\`, \`cc\`, \`ccs\`, \`kur\`, \`krr\`) over mutual TLS on
-      \`port\` and the mTLS check listener on \`mport\`, recording every certificate in the database,
+      Serves the device API (\`/api/v1/cr\`, \`p10cr\`, \`cs\`, \`ds\`, \`cc\`, \`ccs\`, \`kur\`, \`krr\`, \`crl\`) over mutual TLS
+      on \`port\`, the mTLS check listener on \`mport\` and the public CRL/OCSP listener (plain HTTP) on
+      \`http_port\`, recording every certificate in the database,
       until SIGINT or SIGTERM; then it stops accepting, finishes what is in flight and closes the
       database cleanly.
 
@@ -34,6 +35,7 @@ export class ServerStartCommand extends BaseCommand {
   hostname = Option.String('--hostname', { description: 'Host name devices use to reach the server' });
   port = Option.String('-p,--port', { description: 'REST API port (default 1443)' });
   mport = Option.String('-m,--mport', { description: 'mTLS check listener port (default 8443)' });
+  httpPort = Option.String('--http-port', { description: 'Public CRL/OCSP listener port (default 8080; 0 turns it off)' });
   hubname = Option.String('--hubname', { description: 'Azure IoT Hub short name returned by ccs' });
   resourcegroup = Option.String('--resourcegroup', { description: 'Azure resource group' });
   mqttport = Option.String('--mqttport', { description: 'MQTT port returned by ccs (default 8883)' });
@@ -44,6 +46,7 @@ export class ServerStartCommand extends BaseCommand {
       hostname: this.hostname,
       port: this.port,
       mport: this.mport,
+      http_port: this.httpPort,
       hubname: this.hubname,
       resourcegroup: this.resourcegroup,
       mqttport: this.mqttport,
@@ -72,10 +75,11 @@ export class ServerStartCommand extends BaseCommand {
 export async function serve(config: ServerConfig, stdout: NodeJS.WritableStream): Promise<number> {
   const log = streamLogger(process.stderr);
   const running = await startServer({ config, log, version });
+  const pub = running.httpPort !== 0 ? `, CRL and OCSP on http://${config.hostname}:${running.httpPort}/` : '';
   stdout.write(
-    `liteboot ${version} serving https://${config.hostname}:${running.apiPort}/api/v1 (mTLS check on port ${running.mtlsPort}, database ${config.dbPath}${config.configFile ? `, settings from ${config.configFile}` : ''})\n`,
+    `liteboot ${version} serving https://${config.hostname}:${running.apiPort}/api/v1 (mTLS check on port ${running.mtlsPort}${pub}, database ${config.dbPath}${config.configFile ? `, settings from ${config.configFile}` : ''})\n`,
   );
-  log.info(`listening: api=${running.apiPort} mtls=${running.mtlsPort}`);
+  log.info(`listening: api=${running.apiPort} mtls=${running.mtlsPort} http=${running.httpPort}`);
   return new Promise<number>((done) => {
     const shutdown = (signal: string) => {
       log.info(`${signal}: stopping (finishing requests in flight, then closing the database)`);

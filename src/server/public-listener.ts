@@ -1,0 +1,115 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Authority } from '../ca/authority.js';
+import type { ServerConfig } from '../config.js';
+import type { Logger } from '../log.js';
+import { listenOn } from './api-server.js';
+
+export interface PublicListenerOptions {
+  authority: Authority;
+  /** The CA certificate, DER, for `GET /ca.crt` (the caIssuers URL). */
+  caDer: Buffer;
+  log: Logger;
+  limits: ServerConfig['limits'];
+}
+
+interface Answer {
+  status: number;
+  type?: string;
+  body: Buffer;
+  headers?: Record<string, string>;
+}
+
+const text = (status: number, message: string): Answer => ({ status, type: 'text/plain; charset=utf-8', body: Buffer.from(message + '\n') });
+
+/**
+ * The public listener (`http_port`): plain HTTP, no client certificate, read-only, like every
+ * CA's CRL and OCSP endpoints. Relying parties that never hold a liteboot credential (an MQTT
+ * broker, openssl) learn about revocations here: `GET /crl` (DER), `/crl.pem`, `/ca.crt`,
+ * and OCSP (RFC 6960) as `POST /ocsp` and `GET /ocsp/{base64}`.
+ */
+export class PublicListener {
+  readonly server: Server;
+
+  constructor(private readonly o: PublicListenerOptions) {
+    this.server = createServer(
+      {
+        headersTimeout: o.limits.headersTimeoutMs,
+        requestTimeout: o.limits.requestTimeoutMs,
+        keepAliveTimeout: o.limits.keepAliveTimeoutMs,
+        connectionsCheckingInterval: Math.min(1000, o.limits.headersTimeoutMs),
+        maxHeaderSize: o.limits.maxHeaderBytes,
+      },
+      (req, res) => void this.handle(req, res),
+    );
+    this.server.maxConnections = o.limits.maxConnections;
+    this.server.timeout = o.limits.requestTimeoutMs;
+    this.server.on('clientError', (_err, socket) => {
+      if (socket.writable && !socket.destroyed) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      else socket.destroy();
+    });
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const started = performance.now();
+    const path = (req.url ?? '/').split('?', 1)[0]!;
+    let a: Answer;
+    try {
+      a = await this.route(req, path);
+    } catch (e) {
+      this.o.log.error(`public ${req.method} ${path}: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+      a = text(500, 'internal server error');
+    }
+    if (!res.destroyed) {
+      const head = req.method === 'HEAD';
+      res.writeHead(a.status, { ...(a.type ? { 'Content-Type': a.type } : {}), 'Content-Length': a.body.length, ...a.headers });
+      res.end(head ? undefined : a.body);
+    }
+    this.o.log.request({ method: req.method ?? '?', path: path.length > 80 ? path.slice(0, 80) + '...' : path, status: a.status, ms: performance.now() - started, who: 'public' });
+  }
+
+  private async route(req: IncomingMessage, path: string): Promise<Answer> {
+    const get = req.method === 'GET' || req.method === 'HEAD';
+    if (path === '/crl' || path === '/crl.pem') {
+      if (!get) return { ...text(405, 'method not allowed'), headers: { Allow: 'GET, HEAD' } };
+      const crl = await this.o.authority.crls.crl();
+      const headers = {
+        ETag: crl.etag,
+        'Last-Modified': crl.thisUpdate.toUTCString(),
+        // Relying parties may keep it until the next one is due.
+        'Cache-Control': `max-age=${Math.max(0, Math.floor((crl.nextUpdate.getTime() - Date.now()) / 1000))}, must-revalidate`,
+      };
+      if (notModified(req, crl.etag, crl.thisUpdate)) return { status: 304, body: Buffer.alloc(0), headers };
+      return path === '/crl'
+        ? { status: 200, type: 'application/pkix-crl', body: crl.der, headers }
+        : { status: 200, type: 'application/x-pem-file', body: Buffer.from(crl.pem), headers };
+    }
+    if (path === '/ca.crt') {
+      if (!get) return { ...text(405, 'method not allowed'), headers: { Allow: 'GET, HEAD' } };
+      return { status: 200, type: 'application/pkix-cert', body: this.o.caDer };
+    }
+    if (path === '/' && get) return text(200, 'liteboot public listener: /crl, /crl.pem, /ca.crt, /ocsp');
+    return text(404, 'not found');
+  }
+
+  listen(port: number, host: string): Promise<number> {
+    return listenOn(this.server, port, host, 'public listener');
+  }
+
+  stop(): Promise<void> {
+    const closed = new Promise<void>((r) => this.server.close(() => r()));
+    this.server.closeAllConnections();
+    return closed;
+  }
+}
+
+/** RFC 9110 §13.1: If-None-Match wins over If-Modified-Since. */
+function notModified(req: IncomingMessage, etag: string, lastModified: Date): boolean {
+  const inm = req.headers['if-none-match'];
+  if (inm !== undefined) return inm.split(',').some((t) => t.trim() === etag || t.trim() === '*' || t.trim() === `W/${etag}`);
+  const ims = req.headers['if-modified-since'];
+  if (ims !== undefined) {
+    const t = Date.parse(ims);
+    return !Number.isNaN(t) && Math.floor(lastModified.getTime() / 1000) <= Math.floor(t / 1000);
+  }
+  return false;
+}

@@ -1,0 +1,150 @@
+/**
+ * Revocation reaches the relying parties: the CRL on the public listener and in `crl_file`,
+ * and the CRL/OCSP URLs in every device certificate, checked with openssl and curl.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { toPem } from '../../src/asn1/pem.js';
+import { bodyFile, cborCsrBody, curl, freePort, identity, newDevice, spawnServer, startServer, type TestServer } from '../helpers/server.js';
+import { openssl } from '../helpers/run.js';
+
+/** A plain-HTTP GET with curl, as a relying party would fetch the CRL. */
+function httpGet(port: number, path: string, headers: string[] = []): { status: number; headers: string; body: Buffer } {
+  const out = join(tmpdir(), `liteboot-get-${randomUUID()}`);
+  try {
+    const r = spawnSync('curl', ['-sS', '-D', '-', '-o', out, ...headers.flatMap((h) => ['-H', h]), `http://127.0.0.1:${port}${path}`], { timeout: 30_000 });
+    const head = r.stdout.toString('latin1');
+    return { status: Number(/^HTTP\/1\.1 (\d+)/.exec(head)?.[1] ?? 0), headers: head, body: existsSync(out) ? readFileSync(out) : Buffer.alloc(0) };
+  } finally {
+    rmSync(out, { force: true });
+  }
+}
+
+async function enrol(s: TestServer): Promise<{ der: Buffer; serial: bigint; pem: string; raw: Buffer }> {
+  const dev = await newDevice(s.dir);
+  const r = curl(s, identity(s.dir, 'BOOTSTRAP'), '/api/v1/cr', ['-H', 'Content-Type: application/cbor', '--data-binary', `@${bodyFile(s.dir, cborCsrBody(dev.csr))}`, '--raw']);
+  assert.equal(r.status, 200, r.body.toString());
+  const der = r.body.subarray(7);
+  const pem = toPem('CERTIFICATE', der);
+  const serial = BigInt('0x' + openssl(['x509', '-noout', '-serial'], { input: pem }).stdout.trim().split('=')[1]);
+  return { der, serial, pem, raw: Buffer.from(r.headers + r.body.toString('latin1'), 'latin1') };
+}
+
+function revoke(s: TestServer, serial: bigint, reason: number): void {
+  const r = curl(s, identity(s.dir, 'OPERATOR-alice'), '/api/v1/krr', ['-H', 'Content-Type: application/json', '--data-binary', `{"Serial":${serial},"Reason":${reason}}`]);
+  assert.equal(r.status, 200, r.body.toString());
+}
+
+describe('the CRL on the public listener', () => {
+  let s: TestServer;
+  let http: number;
+  before(async () => {
+    http = await freePort();
+    s = await startServer({ args: ['--http-port', String(http)], toml: 'crl_file = "crl.pem"' });
+    assert.equal(s.httpPort, http);
+  });
+  after(async () => {
+    await s.stop();
+    s.cleanup();
+  });
+
+  it('device certificates name the CRL, the OCSP responder and the CA certificate, and the CBOR answer still fits 1025 bytes with its headers', async () => {
+    const c = await enrol(s);
+    const text = openssl(['x509', '-noout', '-text'], { input: c.pem }).stdout;
+    assert.match(text, new RegExp(`X509v3 CRL Distribution Points: \\n\\s+Full Name:\\n\\s+URI:http://localhost:${http}/crl\\n`));
+    assert.match(text, new RegExp(`Authority Information Access: \\n\\s+OCSP - URI:http://localhost:${http}/ocsp\\n\\s+CA Issuers - URI:http://localhost:${http}/ca.crt\\n`));
+    assert.equal(openssl(['verify', '-CAfile', join(s.dir, 'certs', 'CA.crt')], { input: c.pem }).code, 0);
+    assert.ok(c.raw.length <= 1025, `the /cr answer with headers is ${c.raw.length} bytes`);
+  });
+
+  it('GET /ca.crt is the CA certificate, DER', () => {
+    const r = httpGet(http, '/ca.crt');
+    assert.equal(r.status, 200);
+    assert.match(r.headers, /\r\nContent-Type: application\/pkix-cert\r\n/i);
+    const ca = openssl(['x509', '-in', join(s.dir, 'certs', 'CA.crt'), '-outform', 'DER']).out;
+    assert.ok(r.body.equals(ca));
+  });
+
+  it('GET /crl verifies under the CA, lists a revoked serial with its reason after krr, and answers 304 to its ETag', async () => {
+    const a = await enrol(s);
+    const b = await enrol(s);
+    const before = httpGet(http, '/crl');
+    assert.equal(before.status, 200);
+    assert.match(before.headers, /\r\nContent-Type: application\/pkix-crl\r\n/i);
+    writeFileSync(join(s.dir, 'before.crl'), before.body);
+    const v0 = openssl(['crl', '-inform', 'DER', '-in', join(s.dir, 'before.crl'), '-CAfile', join(s.dir, 'certs', 'CA.crt'), '-noout', '-text']);
+    assert.match(v0.stderr + v0.stdout, /verify OK/);
+    const n0 = BigInt('0x' + /X509v3 CRL Number: \n\s+([0-9A-F]+)/i.exec(v0.stdout)![1]);
+
+    revoke(s, a.serial, 1);
+    const crl = httpGet(http, '/crl');
+    writeFileSync(join(s.dir, 'after.crl'), crl.body);
+    const v = openssl(['crl', '-inform', 'DER', '-in', join(s.dir, 'after.crl'), '-CAfile', join(s.dir, 'certs', 'CA.crt'), '-noout', '-text']);
+    assert.match(v.stderr + v.stdout, /verify OK/);
+    const hex = a.serial.toString(16).toUpperCase().padStart(16, '0');
+    assert.match(v.stdout, new RegExp(`Serial Number: ${hex}\\n\\s+Revocation Date: .*\\n\\s+CRL entry extensions:\\n\\s+X509v3 CRL Reason Code: \\n\\s+Key Compromise`));
+    assert.doesNotMatch(v.stdout, new RegExp(b.serial.toString(16).toUpperCase()));
+    assert.match(v.stdout, /Version 2 \(0x1\)/);
+    assert.match(v.stdout, /X509v3 Authority Key Identifier/);
+    const n1 = BigInt('0x' + /X509v3 CRL Number: \n\s+([0-9A-F]+)/i.exec(v.stdout)![1]);
+    assert.ok(n1 > n0, `CRL number ${n1} after ${n0}`);
+
+    // openssl as a relying party: the revoked certificate fails, the other passes.
+    writeFileSync(join(s.dir, 'a.crt'), a.pem);
+    writeFileSync(join(s.dir, 'b.crt'), b.pem);
+    const pemCrl = httpGet(http, '/crl.pem');
+    assert.match(pemCrl.body.toString(), /^-----BEGIN X509 CRL-----\n/);
+    writeFileSync(join(s.dir, 'crl.pem.copy'), pemCrl.body);
+    const va = openssl(['verify', '-crl_check', '-CAfile', join(s.dir, 'certs', 'CA.crt'), '-CRLfile', join(s.dir, 'crl.pem.copy'), join(s.dir, 'a.crt')]);
+    assert.notEqual(va.code, 0);
+    assert.match(va.stdout + va.stderr, /certificate revoked/);
+    assert.equal(openssl(['verify', '-crl_check', '-CAfile', join(s.dir, 'certs', 'CA.crt'), '-CRLfile', join(s.dir, 'crl.pem.copy'), join(s.dir, 'b.crt')]).code, 0);
+
+    // crl_file holds the same CRL, written before krr answered.
+    assert.equal(readFileSync(join(s.dir, 'crl.pem'), 'utf8'), pemCrl.body.toString());
+
+    const etag = /\r\nETag: ("[^"]+")\r\n/i.exec(crl.headers)![1]!;
+    assert.equal(httpGet(http, '/crl', [`If-None-Match: ${etag}`]).status, 304);
+    assert.equal(httpGet(http, '/crl', ['If-None-Match: "something-else"']).status, 200);
+    assert.equal(httpGet(http, '/nope').status, 404);
+    const post = spawnSync('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code}', '-X', 'POST', `http://127.0.0.1:${http}/crl`]);
+    assert.equal(post.stdout.toString(), '405');
+  });
+
+  it('the CRL number only grows across a restart, and revoked entries stay', async () => {
+    const c = await enrol(s);
+    revoke(s, c.serial, 4);
+    const text = (b: Buffer) => {
+      writeFileSync(join(s.dir, 'x.crl'), b);
+      return openssl(['crl', '-inform', 'DER', '-in', join(s.dir, 'x.crl'), '-noout', '-text']).stdout;
+    };
+    const n = (t: string) => BigInt('0x' + /X509v3 CRL Number: \n\s+([0-9A-F]+)/i.exec(t)![1]);
+    const before = text(httpGet(http, '/crl').body);
+    await s.stop();
+    s = await spawnServer(s.dir, s.cleanup, ['--http-port', String(http)]);
+    const after = text(httpGet(s.httpPort, '/crl').body);
+    assert.ok(n(after) > n(before));
+    assert.match(after, new RegExp(c.serial.toString(16).toUpperCase()));
+    assert.match(after, /Superseded/);
+  });
+});
+
+describe('public_url', () => {
+  it('public_url = "" leaves the URLs out; a too-long one is refused at start-up', async () => {
+    const s = await startServer({ toml: 'public_url = ""' });
+    try {
+      const c = await enrol(s);
+      const text = openssl(['x509', '-noout', '-text'], { input: c.pem }).stdout;
+      assert.doesNotMatch(text, /CRL Distribution Points|Authority Information Access/);
+    } finally {
+      await s.stop();
+      s.cleanup();
+    }
+    await assert.rejects(startServer({ toml: `public_url = "http://${'a'.repeat(80)}.example/"` }), /public_url is \d+ characters; at most 64/);
+  });
+});
