@@ -4,6 +4,7 @@ import { CertGetCommand } from './commands/cert/get.js';
 import { CertRevokeCommand } from './commands/cert/revoke.js';
 import { CertStatusCommand } from './commands/cert/status.js';
 import { CloudSettingsCommand } from './commands/cloud/settings.js';
+import { CrlCommand } from './commands/crl.js';
 import { DecodeCborCommand } from './commands/decode-cbor.js';
 import { DeviceAllowCommand, DeviceDisallowCommand } from './commands/device/allow.js';
 import { DeviceListCommand } from './commands/device/list.js';
@@ -28,7 +29,7 @@ export function makeCli(): Cli {
     // server
     UpCommand, ServerStartCommand,
     // devices and certificates
-    NewDeviceCommand, DeviceStatusCommand, DeviceRekeyCommand, DeviceListCommand, DeviceRegisterCommand, DeviceAllowCommand, DeviceDisallowCommand, CertStatusCommand, CertGetCommand, CertRevokeCommand, CloudSettingsCommand,
+    NewDeviceCommand, DeviceStatusCommand, DeviceRekeyCommand, DeviceListCommand, DeviceRegisterCommand, DeviceAllowCommand, DeviceDisallowCommand, CertStatusCommand, CertGetCommand, CertRevokeCommand, CrlCommand, CloudSettingsCommand,
     // tools
     InspectCommand, DecodeCborCommand,
   ];

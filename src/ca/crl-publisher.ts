@@ -22,6 +22,11 @@ export interface CrlPublisherOptions {
   clock: () => Date;
   /** Validity of each CRL (`nextUpdate - thisUpdate`), in days. */
   days: number;
+  /**
+   * Beside a running server (a read-only store): reuse the number of the server's current CRL,
+   * whose entries are the same durable ones, instead of taking a new one.
+   */
+  readOnly?: boolean;
 }
 
 /** The store setting that keeps the last CRL number, so that it only ever grows (RFC 5280 §5.2.3). */
@@ -82,8 +87,9 @@ export class CrlPublisher {
     const stored = BigInt((await this.o.store.getSetting(CRL_NUMBER_SETTING)) ?? '0');
     // Time-based numbers grow across restarts without a write; the stored one guards a clock that went back.
     const fromClock = BigInt(now.getTime());
-    const number = fromClock > stored ? fromClock : stored + 1n;
-    await this.o.store.setSetting(CRL_NUMBER_SETTING, number.toString()); // durable before anyone sees it
+    let number = fromClock > stored ? fromClock : stored + 1n;
+    if (this.o.readOnly && stored > 0n) number = stored;
+    else if (!this.o.readOnly) await this.o.store.setSetting(CRL_NUMBER_SETTING, number.toString()); // durable before anyone sees it
     const nextUpdate = new Date(Math.min(now.getTime() + this.o.days * DAY_MS, Math.max(this.o.issuer.notAfter.getTime(), now.getTime() + DAY_MS)));
     const der = await buildCrl(
       { issuerDer: this.o.issuer.subjectDer, issuerKeyId: this.o.issuer.keyId, thisUpdate: now, nextUpdate, number, entries: [...this.entries.values()] },

@@ -1,5 +1,5 @@
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { writeFileAtomic } from '../atomic-file.js';
 import { createServer as createNetServer } from 'node:net';
 import { OID } from '../asn1/oids.js';
 import { Authority } from '../ca/authority.js';
@@ -40,25 +40,6 @@ function readText(path: string, what: string): string {
     return readFileSync(path, 'utf8');
   } catch (e) {
     throw new LitebootError((e as NodeJS.ErrnoException).code === 'ENOENT' ? 'FILE_MISSING' : 'FILE_UNREADABLE', `cannot read ${what} ${path}: ${(e as Error).message}`);
-  }
-}
-
-/** Writes a file so that a reader sees the old or the new contents, never a mix: temp, fsync, rename, fsync the directory. */
-function writeFileAtomic(path: string, data: string): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  const fd = openSync(tmp, 'w', 0o644);
-  try {
-    writeSync(fd, data);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, path);
-  const dir = openSync(dirname(path), 'r');
-  try {
-    fsyncSync(dir);
-  } finally {
-    closeSync(dir);
   }
 }
 

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { toPem } from '../../src/asn1/pem.js';
 import { bodyFile, cborCsrBody, curl, freePort, identity, newDevice, spawnServer, startServer, type TestServer } from '../helpers/server.js';
-import { openssl } from '../helpers/run.js';
+import { liteboot, openssl } from '../helpers/run.js';
 
 /** A plain-HTTP GET with curl, as a relying party would fetch the CRL. */
 function httpGet(port: number, path: string, headers: string[] = []): { status: number; headers: string; body: Buffer } {
@@ -114,6 +114,21 @@ describe('the CRL on the public listener', () => {
     assert.equal(httpGet(http, '/nope').status, 404);
     const post = spawnSync('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code}', '-X', 'POST', `http://127.0.0.1:${http}/crl`]);
     assert.equal(post.stdout.toString(), '405');
+  });
+
+  it('liteboot crl beside the running server writes the server\'s current CRL', () => {
+    const r = liteboot(['crl', '--pem', '-o', 'cli.crl'], { cwd: s.dir });
+    assert.equal(r.code, 0, r.stderr);
+    const server = httpGet(http, '/crl.pem').body.toString();
+    const num = (t: string) => /X509v3 CRL Number: \n\s+([0-9A-F]+)/i.exec(t)?.[1];
+    const cli = openssl(['crl', '-in', join(s.dir, 'cli.crl'), '-CAfile', join(s.dir, 'certs', 'CA.crt'), '-noout', '-text']);
+    assert.match(cli.stdout + cli.stderr, /verify OK/);
+    const srv = openssl(['crl', '-noout', '-text'], { input: server }).stdout;
+    assert.equal(num(cli.stdout), num(srv));
+    // The same entries and number; only the dates and the signature differ.
+    const body = (t: string) => t.replace(/(Last|Next) Update: .*/g, '').split('Signature Value')[0];
+    assert.equal(body(cli.stdout), body(srv));
+    assert.match(r.stderr, new RegExp(`^wrote cli\\.crl: CRL number \\d+, \\d+ revoked\n$`));
   });
 
   it('the CRL number only grows across a restart, and revoked entries stay', async () => {
