@@ -4,6 +4,7 @@ import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { BIN, ROOT, tempDir } from '../helpers/run.js';
+import { freePort } from '../helpers/server.js';
 
 /** The sh blocks of a README section, in order. */
 function shBlocks(readme: string, from: string, to: string): string[] {
@@ -17,7 +18,8 @@ test('the README\'s API examples work as written against `liteboot up`', async (
   mkdirSync(bin);
   writeFileSync(join(bin, 'liteboot'), `#!/bin/sh\nexec "${process.execPath}" "${BIN}" "$@"\n`);
   chmodSync(join(bin, 'liteboot'), 0o755);
-  const child = spawn(process.execPath, [BIN, 'up', '--listen', '127.0.0.1', '-p', '0', '-m', '0'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+  const http = await freePort();
+  const child = spawn(process.execPath, [BIN, 'up', '--listen', '127.0.0.1', '-p', '0', '-m', '0', '--http-port', String(http)], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
   let err = '';
   child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
   try {
@@ -33,7 +35,7 @@ test('the README\'s API examples work as written against `liteboot up`', async (
     const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
     const blocks = shBlocks(readme, '## The REST API', '## Moving from the Go liteboot');
     assert.ok(blocks.length >= 8, `found ${blocks.length} examples`);
-    const script = ['set -euo pipefail', ...blocks].join('\n').replaceAll(':1443/', `:${port}/`).replaceAll('localhost:8443', `localhost:${mport}`);
+    const script = ['set -euo pipefail', ...blocks].join('\n').replaceAll(':1443/', `:${port}/`).replaceAll('localhost:8443', `localhost:${mport}`).replaceAll('localhost:8080/', `localhost:${http}/`);
     const r = spawnSync('bash', ['-c', script], { cwd: dir, encoding: 'utf8', env: { ...process.env, PATH: `${bin}:${process.env.PATH}` }, timeout: 120_000 });
     assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}\n${err}`);
     assert.match(r.stdout, /USER\.crt: OK/);
@@ -44,7 +46,9 @@ test('the README\'s API examples work as written against `liteboot up`', async (
     assert.match(r.stdout, /\{"Status":1,"Serials":\[\d+\]\}/);
     assert.match(r.stdout, /\{"Hubname":"","Port":8883\}/);
     assert.match(r.stdout, /Verify return code: 0 \(ok\)/);
-    assert.match(r.stdout, /\{"Status":0\}\n$/, 'the last example shows the revoked certificate');
+    assert.match(r.stdout, /\{"Status":0\}\n/, 'the revocation example shows the revoked certificate');
+    assert.match(r.stdout, /Serial Number: [0-9A-F]+\n/, 'the CRL lists it');
+    assert.match(r.stdout, /certificate revoked[\s\S]*USER\.crt refused\n$/, 'openssl refuses it with the CRL');
   } finally {
     child.kill('SIGTERM');
     await new Promise((r) => child.once('exit', r));
