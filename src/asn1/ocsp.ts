@@ -31,6 +31,7 @@ export interface OcspCertId {
   der: Buffer;
 }
 
+/** Buffers in a parsed request are views into the input, not copies. */
 export interface OcspRequest {
   /** One per Request in requestList, in order; at least one. */
   requests: OcspCertId[];
@@ -266,8 +267,8 @@ export type OcspSingleResponse = OcspCertStatus & {
 
 export interface OcspResponseTemplate {
   /**
-   * ResponderID byKey (RFC 6960 §4.2.2.3): SHA-1 of the signer's subjectPublicKey bits, which is
-   * its keyIdentifier (extensions.ts) and the CA's keyHashes.sha1.
+   * ResponderID byKey, KeyHash (RFC 6960 §4.2.1): SHA-1 of the signer's subjectPublicKey bits,
+   * which is its keyIdentifier (extensions.ts) and, when the CA signs, its keyHashes.sha1.
    */
   responderKeyId: Uint8Array;
   producedAt: Date;
@@ -332,6 +333,7 @@ const SUCCESSFUL = Buffer.from([0x0a, 1, 0]); // responseStatus successful (0)
  *                               responses SEQUENCE OF SingleResponse, responseExtensions [1] EXPLICIT OPTIONAL }
  */
 export async function buildOcspResponse(t: OcspResponseTemplate, signer: Signer): Promise<Buffer> {
+  if (t.responderKeyId.length !== 20) throw new LitebootError('INTERNAL', 'the OCSP responder key id must be a 20-octet SHA-1 hash');
   const sigAlg = algorithmDer(signer.algorithm);
   const tbs = sequence(
     contextConstructed(2, octetString(t.responderKeyId)),

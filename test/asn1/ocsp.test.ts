@@ -325,6 +325,7 @@ test('the builder is pure: same inputs, same bytes (Ed25519 signatures are deter
   assert.notDeepEqual(await buildOcspResponse({ ...t, producedAt: new Date(PRODUCED.getTime() + 1000) }, ed), a);
   // The fixed head: SEQUENCE, successful, [0] { id-pkix-ocsp-basic, OCTET STRING }.
   assert.match(a.toString('hex'), /^30(81..|82....)0a0100a0(81..|82....)30(81..|82....)06092b0601050507300101/);
+  await assert.rejects(buildOcspResponse({ ...t, responderKeyId: Buffer.alloc(32) }, ed), /20-octet/);
 });
 
 test('OCSP times are GeneralizedTime in every year, whole seconds, Z', () => {
