@@ -36,6 +36,14 @@ export const OID = {
   // extended key usages (RFC 5280 §4.2.1.12)
   serverAuth: '1.3.6.1.5.5.7.3.1',
   clientAuth: '1.3.6.1.5.5.7.3.2',
+  ocspSigning: '1.3.6.1.5.5.7.3.9',
+  // hash algorithms in an OCSP CertID (RFC 6960 §4.1.1; RFC 3279 §2.2.1, RFC 5754 §2)
+  sha1: '1.3.14.3.2.26',
+  sha256: '2.16.840.1.101.3.4.2.1',
+  // OCSP (RFC 6960 §4.2.1, §4.4.1, §4.2.2.2.1)
+  ocspBasic: '1.3.6.1.5.5.7.48.1.1',
+  ocspNonce: '1.3.6.1.5.5.7.48.1.2',
+  ocspNoCheck: '1.3.6.1.5.5.7.48.1.5',
 } as const;
 
 /** Short names for distinguished-name attributes, as RFC 4514 and openssl write them. */
