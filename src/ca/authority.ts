@@ -3,6 +3,7 @@ import { toPem } from '../asn1/pem.js';
 import { LitebootError } from '../errors.js';
 import type { CredentialKind, Store } from '../store/types.js';
 import { acceptCsr, type AcceptedRequest, type IssuancePolicy } from './policy.js';
+import type { OcspCertStatus } from '../asn1/ocsp.js';
 import { CrlPublisher } from './crl-publisher.js';
 import { BOOTSTRAP_OU, deviceCertificate, OPERATOR_OU, revocationInfo, validityEnd, type Issuer } from './profiles.js';
 import type { TimestampSerials } from './serial-source.js';
@@ -98,7 +99,8 @@ export class Authority {
   async loadRevocations(): Promise<void> {
     const now = this.o.clock();
     for (const r of await this.o.store.revocations()) {
-      this.revoked.set(r.serial, { revokedAt: r.revokedAt, reason: r.reason });
+      // The migration dated the original's undated rows; a read-only copy may not have run it.
+      this.revoked.set(r.serial, { revokedAt: r.revokedAt ?? now, reason: r.reason });
       this.crls.add(r.serial, r.revokedAt ?? now, r.reason);
     }
     for (const c of await this.o.store.credentials()) this.knownCredentialsThisProcess.add(c.serial);
@@ -267,6 +269,15 @@ export class Authority {
     const rec = await this.o.store.findBySerial(serial);
     if (!rec || !rec.valid) throw new LitebootError('UNKNOWN_SERIAL', 'invalid serial number');
     return toPem('CERTIFICATE', rec.der);
+  }
+
+  /** OCSP: the status of a serial this CA may have issued, from the same state as the CRL. */
+  async serialStatus(serial: bigint): Promise<OcspCertStatus> {
+    const r = this.revoked.get(serial);
+    if (r) return { status: 'revoked', revokedAt: r.revokedAt ?? this.o.clock(), reason: r.reason };
+    if (await this.o.store.findBySerial(serial)) return { status: 'good' };
+    if (this.knownCredentialsThisProcess.has(serial) || (await this.o.store.findCredential(serial))) return { status: 'good' };
+    return { status: 'unknown' };
   }
 
   /** The current CRL (RFC 5280 §5), DER. */

@@ -105,7 +105,7 @@ export class CertsDir {
     return {
       cert,
       key,
-      issuer: { subjectDer: cert.cert.subjectDer, notAfter: cert.cert.notAfter, keyId, signer: keySigner(key) },
+      issuer: { subjectDer: cert.cert.subjectDer, notAfter: cert.cert.notAfter, keyId, spki: cert.cert.spki, signer: keySigner(key) },
     };
   }
 

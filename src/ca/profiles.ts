@@ -33,6 +33,8 @@ export interface Issuer {
   subjectDer: Uint8Array;
   notAfter: Date;
   keyId: Uint8Array;
+  /** The CA's SubjectPublicKeyInfo, for OCSP CertID matching (RFC 6960 §4.1.1). */
+  spki: Uint8Array;
   signer: Signer;
 }
 

@@ -61,7 +61,7 @@ export async function setupCa(o: SetupCaOptions): Promise<string[]> {
   });
   const caPem = toPem('CERTIFICATE', caDer);
   const ca = parseCertificate(caDer);
-  const issuer = { subjectDer: ca.subjectDer, notAfter: ca.notAfter, keyId: keyIdentifier(caPub), signer: caSigner };
+  const issuer = { subjectDer: ca.subjectDer, notAfter: ca.notAfter, keyId: keyIdentifier(caPub), spki: ca.spki, signer: caSigner };
 
   const serverKey = generateKey(o.keyAlgorithm);
   const serverDer = await serverCertificate(issuer, {

@@ -14,6 +14,7 @@ import { openStore } from '../store/sqljs-store.js';
 import type { Store } from '../store/types.js';
 import { ApiServer, listenError } from './api-server.js';
 import { MtlsListener } from './mtls-listener.js';
+import { OcspResponder } from '../ca/ocsp-responder.js';
 import { PublicListener } from './public-listener.js';
 import { tlsOptions } from './tls.js';
 
@@ -118,7 +119,8 @@ export async function startServer(o: StartOptions): Promise<RunningServer> {
       },
     });
     const mtls = new MtlsListener(tls, authority, log, config.limits.handshakeTimeoutMs);
-    const pub = config.httpPort !== 0 ? new PublicListener({ authority, caDer: ca.cert.cert.der, log, limits: config.limits }) : undefined;
+    const ocsp = new OcspResponder({ issuer: ca.issuer, status: (serial) => authority.serialStatus(serial), clock, nextUpdate: () => authority.crls.latest?.nextUpdate });
+    const pub = config.httpPort !== 0 ? new PublicListener({ authority, ocsp, caDer: ca.cert.cert.der, log, limits: config.limits }) : undefined;
     const apiPort = await api.listen(config.port, config.listen);
     let mtlsPort: number;
     let httpPort = 0;

@@ -1,11 +1,14 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { ocspErrorResponse } from '../asn1/ocsp.js';
 import type { Authority } from '../ca/authority.js';
+import type { OcspResponder } from '../ca/ocsp-responder.js';
 import type { ServerConfig } from '../config.js';
 import type { Logger } from '../log.js';
 import { listenOn } from './api-server.js';
 
 export interface PublicListenerOptions {
   authority: Authority;
+  ocsp: OcspResponder;
   /** The CA certificate, DER, for `GET /ca.crt` (the caIssuers URL). */
   caDer: Buffer;
   log: Logger;
@@ -18,6 +21,10 @@ interface Answer {
   body: Buffer;
   headers?: Record<string, string>;
 }
+
+/** OCSP requests are a few hundred bytes; this is room for many CertIDs and a signature. */
+const OCSP_BODY_BYTES = 16 * 1024;
+const OCSP_RESPONSE = 'application/ocsp-response';
 
 const text = (status: number, message: string): Answer => ({ status, type: 'text/plain; charset=utf-8', body: Buffer.from(message + '\n') });
 
@@ -87,6 +94,20 @@ export class PublicListener {
       if (!get) return { ...text(405, 'method not allowed'), headers: { Allow: 'GET, HEAD' } };
       return { status: 200, type: 'application/pkix-cert', body: this.o.caDer };
     }
+    if (path === '/ocsp') {
+      if (req.method !== 'POST') return { ...text(405, 'method not allowed'), headers: { Allow: 'POST' } };
+      if ((req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase() !== 'application/ocsp-request') {
+        return text(415, 'Content-Type must be application/ocsp-request');
+      }
+      const body = await readLimited(req, OCSP_BODY_BYTES);
+      return { status: 200, type: OCSP_RESPONSE, body: body ? await this.o.ocsp.respond(body) : ocspErrorResponse('malformedRequest') };
+    }
+    if (path.startsWith('/ocsp/')) {
+      // RFC 6960 Appendix A.1: GET {url}/{url-encoding of base-64 encoding of the DER request}; the base64 may hold '/'.
+      if (!get) return { ...text(405, 'method not allowed'), headers: { Allow: 'GET, HEAD' } };
+      const der = base64Request(path.slice('/ocsp/'.length));
+      return { status: 200, type: OCSP_RESPONSE, body: der ? await this.o.ocsp.respond(der) : ocspErrorResponse('malformedRequest'), headers: { 'Cache-Control': 'max-age=0, no-cache' } };
+    }
     if (path === '/' && get) return text(200, 'liteboot public listener: /crl, /crl.pem, /ca.crt, /ocsp');
     return text(404, 'not found');
   }
@@ -112,4 +133,41 @@ function notModified(req: IncomingMessage, etag: string, lastModified: Date): bo
     return !Number.isNaN(t) && Math.floor(lastModified.getTime() / 1000) <= Math.floor(t / 1000);
   }
   return false;
+}
+
+/** The base64 of an OCSP GET, URL-decoded; undefined when it is not base64 at all. */
+function base64Request(encoded: string): Buffer | undefined {
+  let b64: string;
+  try {
+    b64 = decodeURIComponent(encoded);
+  } catch {
+    return undefined;
+  }
+  if (b64.length === 0 || b64.length > 4 * OCSP_BODY_BYTES || !/^[A-Za-z0-9+/]+={0,2}$/.test(b64)) return undefined;
+  return Buffer.from(b64, 'base64');
+}
+
+/** A request body of at most `limit` bytes; undefined when it is larger (the rest is not read). */
+function readLimited(req: IncomingMessage, limit: number): Promise<Buffer | undefined> {
+  if (Number(req.headers['content-length'] ?? 0) > limit) {
+    req.resume();
+    return Promise.resolve(undefined);
+  }
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > limit) {
+        req.removeAllListeners('data');
+        req.resume();
+        resolve(undefined);
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('error', () => resolve(undefined));
+    req.on('aborted', () => resolve(undefined));
+  });
 }

@@ -20,7 +20,7 @@ const now = new Date('2030-06-01T12:00:00Z');
 const caKey = generateKey();
 const caDer = await caCertificate({ subject: dn({ O: 'Linaro, LTD', CN: 'LRC - 20300601120000' }), serial: 77n, publicKey: spkiDer(caKey), notBefore: now, days: 3650, signer: keySigner(caKey) });
 const ca = parseCertificate(caDer);
-const issuer: Issuer = { subjectDer: ca.subjectDer, notAfter: ca.notAfter, keyId: keyIdentifier(spkiDer(caKey)), signer: keySigner(caKey) };
+const issuer: Issuer = { subjectDer: ca.subjectDer, notAfter: ca.notAfter, keyId: keyIdentifier(spkiDer(caKey)), spki: spkiDer(caKey), signer: keySigner(caKey) };
 const caFile = join(tmp.dir, 'CA.crt');
 writeFileSync(caFile, toPem('CERTIFICATE', caDer));
 

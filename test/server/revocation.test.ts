@@ -163,3 +163,92 @@ describe('public_url', () => {
     await assert.rejects(startServer({ toml: `public_url = "http://${'a'.repeat(80)}.example/"` }), /public_url is \d+ characters; at most 64/);
   });
 });
+
+describe('OCSP on the public listener (RFC 6960), with openssl ocsp as the client', () => {
+  let s: TestServer;
+  let http: number;
+  before(async () => {
+    http = await freePort();
+    s = await startServer({ args: ['--http-port', String(http)] });
+  });
+  after(async () => {
+    await s.stop();
+    s.cleanup();
+  });
+
+  const ca = () => join(s.dir, 'certs', 'CA.crt');
+  const ocsp = (args: string[]) => {
+    const r = openssl(['ocsp', '-issuer', ca(), '-CAfile', ca(), '-url', `http://127.0.0.1:${http}/ocsp`, ...args]);
+    return { code: r.code, out: r.stdout + r.stderr };
+  };
+
+  it('says good with a verified response and the nonce echoed, then revoked with the time and reason after krr', async () => {
+    const c = await enrol(s);
+    const file = join(s.dir, 'ocsp-dev.crt');
+    writeFileSync(file, c.pem);
+    const good = ocsp(['-cert', file, '-nonce']);
+    assert.equal(good.code, 0, good.out);
+    assert.match(good.out, /Response verify OK/);
+    assert.match(good.out, new RegExp(`${file.replace(/[/.]/g, '\\$&')}: good\\n\\s+This Update: .*\\n\\s+Next Update: `));
+    assert.doesNotMatch(good.out, /WARNING: no nonce in response|Nonce Verify error/);
+
+    revoke(s, c.serial, 1);
+    const revoked = ocsp(['-cert', file, '-nonce']);
+    assert.match(revoked.out, /Response verify OK/);
+    assert.match(revoked.out, new RegExp(`: revoked\\n\\s+This Update: .*\\n\\s+Next Update: .*\\n\\s+Reason: keyCompromise\\n\\s+Revocation Time: `));
+  });
+
+  it('answers SHA-256 CertIDs, several certificates in one request, and unknown for a serial it never issued', async () => {
+    const a = await enrol(s);
+    const b = await enrol(s);
+    writeFileSync(join(s.dir, 'a.crt'), a.pem);
+    writeFileSync(join(s.dir, 'b.crt'), b.pem);
+    revoke(s, b.serial, 4);
+    // A certificate signed with the CA key but never issued through liteboot.
+    const key = join(s.dir, 'stray.key');
+    openssl(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-subj', '/CN=stray', '-out', join(s.dir, 'stray.csr')]);
+    const signed = openssl(['x509', '-req', '-in', join(s.dir, 'stray.csr'), '-CA', ca(), '-CAkey', join(s.dir, 'certs', 'CA.key'), '-set_serial', '4242', '-days', '1', '-out', join(s.dir, 'stray.crt')]);
+    assert.equal(signed.code, 0, signed.stderr);
+    const r = ocsp(['-sha256', '-cert', join(s.dir, 'a.crt'), '-cert', join(s.dir, 'b.crt'), '-cert', join(s.dir, 'stray.crt'), '-nonce']);
+    assert.match(r.out, /Response verify OK/);
+    assert.match(r.out, /a\.crt: good\n/);
+    assert.match(r.out, /b\.crt: revoked\n[\s\S]*Reason: superseded\n/);
+    assert.match(r.out, /stray\.crt: unknown\n/);
+  });
+
+  it('the GET form (base64, URL-encoded, may hold "/") answers like POST', async () => {
+    const c = await enrol(s);
+    writeFileSync(join(s.dir, 'g.crt'), c.pem);
+    const req = join(s.dir, 'req.der');
+    assert.equal(openssl(['ocsp', '-issuer', ca(), '-cert', join(s.dir, 'g.crt'), '-no_nonce', '-reqout', req]).code, 0);
+    const b64 = readFileSync(req).toString('base64');
+    const got = httpGet(http, `/ocsp/${encodeURIComponent(b64)}`);
+    assert.equal(got.status, 200);
+    assert.match(got.headers, /\r\nContent-Type: application\/ocsp-response\r\n/i);
+    writeFileSync(join(s.dir, 'resp.der'), got.body);
+    const v = openssl(['ocsp', '-respin', join(s.dir, 'resp.der'), '-reqin', req, '-issuer', ca(), '-CAfile', ca(), '-cert', join(s.dir, 'g.crt')]);
+    assert.match(v.stdout + v.stderr, /Response verify OK/);
+    assert.match(v.stdout, /g\.crt: good\n/);
+    // The same path unescaped (a '/' in the base64 splits it into segments) reaches the same responder.
+    const raw = httpGet(http, `/ocsp/${b64}`);
+    assert.equal(raw.status, 200);
+  });
+
+  it('answers unauthorized for another issuer and malformedRequest for garbage: never an HTTP error', () => {
+    const other = join(s.dir, 'other');
+    openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', `${other}.key`, '-subj', '/CN=other CA', '-days', '1', '-out', `${other}.crt`]);
+    const r = openssl(['ocsp', '-issuer', `${other}.crt`, '-cert', `${other}.crt`, '-url', `http://127.0.0.1:${http}/ocsp`]);
+    assert.match(r.stdout + r.stderr, /Responder Error: unauthorized \(6\)/);
+    for (const body of ['garbage', '0\x03\x02\x01']) {
+      const f = join(s.dir, 'junk.der');
+      writeFileSync(f, body, 'latin1');
+      const p = spawnSync('curl', ['-sS', '-H', 'Content-Type: application/ocsp-request', '--data-binary', `@${f}`, '-w', '\n%{http_code}', `http://127.0.0.1:${http}/ocsp`]);
+      const [resp, code] = [p.stdout.subarray(0, p.stdout.lastIndexOf(10)), p.stdout.subarray(p.stdout.lastIndexOf(10) + 1).toString()];
+      assert.equal(code, '200');
+      assert.equal(resp.toString('hex'), '30030a0101'); // OCSPResponse { malformedRequest }
+    }
+    assert.equal(httpGet(http, '/ocsp/%E0%A4%A').body.toString('hex'), '30030a0101');
+    const wrongType = spawnSync('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code}', '-H', 'Content-Type: text/plain', '--data-binary', 'x', `http://127.0.0.1:${http}/ocsp`]);
+    assert.equal(wrongType.stdout.toString(), '415');
+  });
+});
