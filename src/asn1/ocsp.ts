@@ -58,6 +58,12 @@ const SHA256 = oidContent(OID.sha256);
 const NONCE = oidContent(OID.ocspNonce);
 const HASH_LENGTH: Record<OcspHash, number> = { sha1: 20, sha256: 32 };
 
+/** Dotted text of an OID we do not know. Bounded: decoding costs grow with the square of the length. */
+function oidText(c: Buffer): string {
+  if (c.length > 64) throw bad('an OBJECT IDENTIFIER longer than 64 octets');
+  return decodeOid(c, W);
+}
+
 /** The only child of an EXPLICIT [n] wrapper. */
 function explicitChild(buf: Uint8Array, t: Tlv, tag?: number): Tlv {
   const r = DerReader.of(buf, t, W);
@@ -101,7 +107,7 @@ function readCertId(buf: Uint8Array, t: Tlv): OcspCertId {
   }
   return {
     hash,
-    hashOid: hash === 'sha1' ? OID.sha1 : hash === 'sha256' ? OID.sha256 : decodeOid(algOid, W),
+    hashOid: hash === 'sha1' ? OID.sha1 : hash === 'sha256' ? OID.sha256 : oidText(algOid),
     issuerNameHash: nameHash,
     issuerKeyHash: keyHash,
     serial,
@@ -140,7 +146,7 @@ function readExtensions(buf: Uint8Array, t: Tlv, out: OcspRequest, nonceAllowed:
       if (n < 1 || n > MAX_NONCE_LENGTH) throw bad(`the nonce must be 1 to ${MAX_NONCE_LENGTH} octets`);
       out.nonce = value;
     } else if (critical) {
-      out.unsupportedCriticalExtensions.push(decodeOid(id, W));
+      out.unsupportedCriticalExtensions.push(oidText(id));
     }
   }
 }

@@ -464,6 +464,8 @@ test('malformed requests all throw BAD_DER', () => {
     ['a TBSRequest element after the extensions', sequence(sequence(sequence(sequence(fakeId())), contextConstructed(3, NULL))), /found 0xa3/],
     ['an optionalSignature that is not a Signature', requestOf([fakeId()], { tail: [contextConstructed(0, NULL)] }), /expected tag 0x30, found 0x5/],
     ['no requestList', sequence(sequence(contextConstructed(0, integer(0n)))), /truncated/],
+    ['a 100 kB hash OID', requestOf([fakeId({ alg: sequence(tlv(TAG.OID, Buffer.alloc(100_000, 0x81), Buffer.from([1]))) })]), /longer than 64/],
+    ['a 100 kB critical extension OID', requestOf([fakeId()], { exts: [sequence(tlv(TAG.OID, Buffer.alloc(100_000, 0x81), Buffer.from([1])), Buffer.from([1, 1, 0xff]), octetString(Buffer.from([5])))] }), /longer than 64/],
     ['a multi-byte tag', Buffer.from([0x1f, 0x81, 0x00]), /multi-byte/],
   ];
   for (const [why, der, re] of table) assertBad(der, why, re);
