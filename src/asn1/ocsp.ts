@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { LitebootError } from '../errors.js';
-import { bitString, content, contextConstructed, decodeOid, DerReader, octetString, oid, raw, readTlv, sequence, TAG, tlv, type Tlv } from './der.js';
+import { content, contextConstructed, decodeOid, DerReader, octetString, oid, raw, readTlv, sequence, TAG, tlv, type Tlv } from './der.js';
 import { OID } from './oids.js';
 import { algorithmDer, type Signer } from './signer.js';
 
@@ -58,6 +58,12 @@ const SHA256 = oidContent(OID.sha256);
 const NONCE = oidContent(OID.ocspNonce);
 const HASH_LENGTH: Record<OcspHash, number> = { sha1: 20, sha256: 32 };
 
+/** Dotted text of an OID we do not know. Bounded: decoding costs grow with the square of the length. */
+function oidText(c: Buffer): string {
+  if (c.length > 64) throw bad('an OBJECT IDENTIFIER longer than 64 octets');
+  return decodeOid(c, W);
+}
+
 /** The only child of an EXPLICIT [n] wrapper. */
 function explicitChild(buf: Uint8Array, t: Tlv, tag?: number): Tlv {
   const r = DerReader.of(buf, t, W);
@@ -101,7 +107,7 @@ function readCertId(buf: Uint8Array, t: Tlv): OcspCertId {
   }
   return {
     hash,
-    hashOid: hash === 'sha1' ? OID.sha1 : hash === 'sha256' ? OID.sha256 : decodeOid(algOid, W),
+    hashOid: hash === 'sha1' ? OID.sha1 : hash === 'sha256' ? OID.sha256 : oidText(algOid),
     issuerNameHash: nameHash,
     issuerKeyHash: keyHash,
     serial,
@@ -140,7 +146,7 @@ function readExtensions(buf: Uint8Array, t: Tlv, out: OcspRequest, nonceAllowed:
       if (n < 1 || n > MAX_NONCE_LENGTH) throw bad(`the nonce must be 1 to ${MAX_NONCE_LENGTH} octets`);
       out.nonce = value;
     } else if (critical) {
-      out.unsupportedCriticalExtensions.push(decodeOid(id, W));
+      out.unsupportedCriticalExtensions.push(oidText(id));
     }
   }
 }
@@ -341,9 +347,31 @@ export async function buildOcspResponse(t: OcspResponseTemplate, signer: Signer)
     sequence(...t.responses.map(singleResponse)),
     ...(t.nonce ? [contextConstructed(1, sequence(sequence(NONCE_EXTENSION_ID, octetString(t.nonce))))] : []),
   );
-  const certs = t.certs?.length ? [contextConstructed(0, sequence(...t.certs))] : [];
-  const basic = sequence(tbs, sigAlg, bitString(await signer.sign(tbs)), ...certs);
-  return sequence(SUCCESSFUL, contextConstructed(0, sequence(BASIC_TYPE, octetString(basic))));
+  const certs = t.certs?.length ? contextConstructed(0, sequence(...t.certs)) : EMPTY;
+  const sig = await signer.sign(tbs);
+  // The five wrappers around the signed part are written as headers only, so the response is
+  // copied once rather than once per level.
+  const bitHead = header(TAG.BIT_STRING, sig.length + 1);
+  const basicLen = tbs.length + sigAlg.length + bitHead.length + 1 + sig.length + certs.length;
+  const basicHead = header(TAG.SEQUENCE, basicLen);
+  const octetHead = header(TAG.OCTET_STRING, basicHead.length + basicLen);
+  const bytesLen = BASIC_TYPE.length + octetHead.length + basicHead.length + basicLen;
+  const bytesHead = header(TAG.SEQUENCE, bytesLen);
+  const explicitHead = header(0xa0, bytesHead.length + bytesLen);
+  const outerHead = header(TAG.SEQUENCE, SUCCESSFUL.length + explicitHead.length + bytesHead.length + bytesLen);
+  return Buffer.concat([outerHead, SUCCESSFUL, explicitHead, bytesHead, BASIC_TYPE, octetHead, basicHead, tbs, sigAlg, bitHead, NO_UNUSED_BITS, sig, certs]);
+}
+
+const EMPTY = Buffer.alloc(0);
+const NO_UNUSED_BITS = Buffer.from([0]);
+
+/** A TLV header for `len` content octets: definite, minimal length (X.690 §10.1). */
+function header(tag: number, len: number): Buffer {
+  if (len < 0x80) return Buffer.from([tag, len]);
+  if (len < 0x100) return Buffer.from([tag, 0x81, len]);
+  if (len < 0x10000) return Buffer.from([tag, 0x82, len >> 8, len & 0xff]);
+  if (len < 0x1000000) return Buffer.from([tag, 0x83, len >> 16, (len >> 8) & 0xff, len & 0xff]);
+  throw new LitebootError('INTERNAL', 'an OCSP response over 16 MiB');
 }
 
 export type OcspErrorStatus = 'malformedRequest' | 'internalError' | 'tryLater' | 'sigRequired' | 'unauthorized';

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
-import { generateKeyPairSync, X509Certificate } from 'node:crypto';
+import { generateKeyPairSync, sign, X509Certificate } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { parseCertificate } from '../../src/asn1/certificate.js';
-import { contextConstructed, integer, NULL, octetString, oid, sequence, TAG, tlv } from '../../src/asn1/der.js';
+import { bitString, contextConstructed, integer, NULL, octetString, oid, sequence, TAG, tlv } from '../../src/asn1/der.js';
 import { keyIdentifier } from '../../src/asn1/extensions.js';
 import { parsePrivateKeyPem } from '../../src/asn1/keys.js';
 import {
@@ -328,6 +328,33 @@ test('the builder is pure: same inputs, same bytes (Ed25519 signatures are deter
   await assert.rejects(buildOcspResponse({ ...t, responderKeyId: Buffer.alloc(32) }, ed), /20-octet/);
 });
 
+test('the bytes equal a plain der.ts composition of RFC 6960 §4.2.1, for every length form (Ed25519)', async () => {
+  const key = generateKeyPairSync('ed25519').privateKey;
+  const ed = keySigner(key);
+  const id = parseOcspRequest(opensslRequest(['-cert', f('leaf1.crt'), '-no_nonce']).der).requests[0]!;
+  const cert = new X509Certificate(readFileSync(f('responder.crt'))).raw;
+  const nonce = octetString(Buffer.alloc(16, 0xab));
+  // no certs: 1-octet lengths (0x81); one certificate: 0x82; 200 certificates (> 64 KiB): 0x83
+  for (const certs of [[], [cert], Array.from({ length: 200 }, () => cert)]) {
+    const t: OcspResponseTemplate = {
+      responderKeyId: Buffer.alloc(20, 7),
+      producedAt: PRODUCED,
+      responses: [{ certId: id.der, status: 'revoked', revokedAt: REVOKED_AT, reason: 4, thisUpdate: THIS_UPDATE, nextUpdate: PRODUCED }],
+      nonce,
+      certs,
+    };
+    const tbs = sequence(
+      contextConstructed(2, octetString(t.responderKeyId)),
+      generalizedTime(PRODUCED),
+      sequence(sequence(id.der, tlv(0xa1, generalizedTime(REVOKED_AT), contextConstructed(0, tlv(0x0a, Buffer.from([4])))), generalizedTime(THIS_UPDATE), contextConstructed(0, generalizedTime(PRODUCED)))),
+      contextConstructed(1, sequence(sequence(oid(OID.ocspNonce), octetString(nonce)))),
+    );
+    const basic = sequence(tbs, sequence(oid(OID.ed25519)), bitString(sign(null, tbs, key)), ...(certs.length ? [contextConstructed(0, sequence(...certs))] : []));
+    const expected = sequence(Buffer.from([0x0a, 1, 0]), contextConstructed(0, sequence(oid(OID.ocspBasic), octetString(basic))));
+    assert.equal((await buildOcspResponse(t, ed)).toString('hex'), expected.toString('hex'), `${certs.length} certs`);
+  }
+});
+
 test('OCSP times are GeneralizedTime in every year, whole seconds, Z', () => {
   assert.equal(generalizedTime(new Date('2026-01-02T03:04:05.678Z')).toString('latin1'), '\x18\x0f20260102030405Z');
   assert.equal(generalizedTime(new Date('2049-12-31T23:59:59Z')).toString('latin1'), '\x18\x0f20491231235959Z');
@@ -437,6 +464,8 @@ test('malformed requests all throw BAD_DER', () => {
     ['a TBSRequest element after the extensions', sequence(sequence(sequence(sequence(fakeId())), contextConstructed(3, NULL))), /found 0xa3/],
     ['an optionalSignature that is not a Signature', requestOf([fakeId()], { tail: [contextConstructed(0, NULL)] }), /expected tag 0x30, found 0x5/],
     ['no requestList', sequence(sequence(contextConstructed(0, integer(0n)))), /truncated/],
+    ['a 100 kB hash OID', requestOf([fakeId({ alg: sequence(tlv(TAG.OID, Buffer.alloc(100_000, 0x81), Buffer.from([1]))) })]), /longer than 64/],
+    ['a 100 kB critical extension OID', requestOf([fakeId()], { exts: [sequence(tlv(TAG.OID, Buffer.alloc(100_000, 0x81), Buffer.from([1])), Buffer.from([1, 1, 0xff]), octetString(Buffer.from([5])))] }), /longer than 64/],
     ['a multi-byte tag', Buffer.from([0x1f, 0x81, 0x00]), /multi-byte/],
   ];
   for (const [why, der, re] of table) assertBad(der, why, re);
