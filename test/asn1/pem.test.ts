@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { parsePemBlocks, parsePemOne, toPem } from '../../src/asn1/pem.js';
+import { openssl } from '../helpers/run.js';
 
 test('PEM: 64-column base64 lines, \\n line ends, round trip', () => {
   const der = Buffer.from(Array.from({ length: 200 }, (_, i) => i));
@@ -11,6 +12,10 @@ test('PEM: 64-column base64 lines, \\n line ends, round trip', () => {
   assert.equal(lines[1]!.length, 64);
   assert.ok(pem.endsWith('-----END CERTIFICATE-----\n'));
   assert.deepEqual(parsePemOne(pem, 'CERTIFICATE', 'x'), der);
+  // openssl's base64 encoder also wraps at 64 columns (RFC 7468 §2): the body must be its output exactly
+  const b64 = openssl(['base64', '-e'], { input: der });
+  assert.equal(b64.code, 0, b64.stderr);
+  assert.equal(pem, `-----BEGIN CERTIFICATE-----\n${b64.stdout}-----END CERTIFICATE-----\n`);
 });
 
 test('PEM: several blocks, CRLF line ends, and clear errors', () => {
