@@ -47,6 +47,7 @@ async function fakeRegistry(dir: string, script: (n: number, deviceId: string) =
     let body = '';
     req.on('data', (c: Buffer) => (body += c.toString()));
     req.on('end', async () => {
+      const at = Date.now(); // arrival, before the openssl check below takes its time
       const problems: string[] = [];
       const url = new URL(req.url ?? '/', 'https://x');
       const m = /^\/devices\/([^/]+)$/.exec(url.pathname);
@@ -75,7 +76,7 @@ async function fakeRegistry(dir: string, script: (n: number, deviceId: string) =
       }
       const n = (perDevice.get(deviceId) ?? 0) + 1;
       perDevice.set(deviceId, n);
-      seen.push({ at: Date.now(), deviceId, problems });
+      seen.push({ at, deviceId, problems });
       const action = problems.length ? '401' : script(n, deviceId);
       if (action === 'silent') return; // never answers
       if (action.startsWith('429:')) {
