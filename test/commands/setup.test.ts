@@ -171,6 +171,13 @@ describe('inspect', () => {
       assert.match(r.stdout, /EC P-384/);
       const keyB64 = readFileSync(join(dir, 'certs/CA.key'), 'utf8').split('\n')[1]!;
       assert.ok(!r.stdout.includes(keyB64.slice(0, 20)));
+      // nor the private scalar itself, in hex (with or without colons) or base64, as openssl reads it
+      const ecText = openssl(['ec', '-in', join(dir, 'certs/CA.key'), '-noout', '-text']).stdout;
+      const priv = Buffer.from(/priv:\s+([0-9a-f:\s]+?)\npub:/.exec(ecText)![1]!.replace(/[:\s]/g, ''), 'hex').subarray(-32);
+      assert.equal(priv.length, 32);
+      const flat = r.stdout.replace(/[:\s]/g, '').toLowerCase();
+      assert.ok(!flat.includes(priv.toString('hex').slice(0, 16)), 'no private key hex');
+      assert.ok(!r.stdout.includes(priv.toString('base64').slice(0, 16)), 'no private key base64');
       const fp = openssl(['x509', '-in', join(dir, 'certs/CA.crt'), '-noout', '-fingerprint', '-sha256']).stdout.trim().split('=')[1];
       assert.ok(r.stdout.includes(fp!), 'SHA-256 fingerprint as openssl prints it');
 
