@@ -64,6 +64,9 @@ test('RFC 5280 §4.1.2.5: UTCTime through 2049, GeneralizedTime from 2050', asyn
   assert.ok(hex.includes('180f' + Buffer.from('20500101000000Z').toString('hex')), 'GeneralizedTime notAfter');
   const c = parseCertificate(der);
   assert.equal(c.notAfter.toISOString(), '2050-01-01T00:00:00.000Z');
+  const f = join(tmp.dir, 'times.pem');
+  writeFileSync(f, toPem('CERTIFICATE', der));
+  assert.equal(openssl(['x509', '-in', f, '-noout', '-startdate', '-enddate']).stdout, 'notBefore=Jan  1 00:00:00 2026 GMT\nnotAfter=Jan  1 00:00:00 2050 GMT\n');
 });
 
 test('a certificate that would expire before it starts is refused', async () => {
@@ -71,21 +74,41 @@ test('a certificate that would expire before it starts is refused', async () => 
 });
 
 test('names: PrintableString where possible, UTF8String otherwise, RFC 4514 string form', async () => {
-  const printable = encodeName(dn({ O: 'Linaro, LTD' }));
-  assert.ok(printable.toString('hex').includes('130b' + Buffer.from('Linaro, LTD').toString('hex')));
-  const utf8 = encodeName(dn({ O: 'Zürich & Co' }));
-  assert.ok(utf8.toString('hex').includes('0c'), 'UTF8String tag');
+  // Golden DER, derived by hand: SEQUENCE { SET { SEQUENCE { OID, string } } } per attribute.
+  // O (2.5.4.10) = "Linaro, LTD": all PrintableString characters, so tag 0x13.
+  assert.equal(encodeName(dn({ O: 'Linaro, LTD' })).toString('hex'), '3016' + '3114' + '3012' + '060355040a' + '130b' + Buffer.from('Linaro, LTD').toString('hex'));
+  // "Zürich & Co" is 12 UTF-8 bytes; neither ü nor & is printable, so tag 0x0c (whose length is also 0x0c).
+  assert.equal(encodeName(dn({ O: 'Zürich & Co' })).toString('hex'), '301731153013060355040a' + '0c0c' + '5ac3bc72696368202620436f');
+  // C is always PrintableString (RFC 5280 App. A); an ASCII value with & is UTF8String; CN=x is printable.
+  assert.equal(
+    encodeName(dn({ C: 'DE', O: 'A&B', CN: 'x' })).toString('hex'),
+    '3027' + '310b3009060355040613024445' + '310c300a060355040a0c03412642' + '310a30080603550403130178',
+  );
   assert.equal(formatName(dn({ O: 'Linaro, LTD', OU: 'Signing', CN: 'abc' })), 'CN=abc,OU=Signing,O=Linaro\\, LTD');
+});
+
+test('openssl asn1parse reads each name value with the string type we meant', async () => {
+  const subject = dn({ C: 'DE', O: 'Zürich & Co', CN: 'Test Root' });
+  const der = await buildCertificate({ ...template, issuer: subject, subject }, keySigner(ed));
+  const f = join(tmp.dir, 'names.der');
+  writeFileSync(f, der);
+  const r = openssl(['asn1parse', '-inform', 'DER', '-in', f]);
+  assert.equal(r.code, 0, r.stderr);
+  // issuer and subject: each attribute's value, in order, as openssl names its type
+  const values = [...r.stdout.matchAll(/prim: (PRINTABLESTRING|UTF8STRING|IA5STRING|T61STRING|BMPSTRING)\s*:(.*)$/gm)].map((m) => `${m[1]}:${m[2]}`);
+  const one = ['PRINTABLESTRING:DE', 'UTF8STRING:Zürich & Co', 'PRINTABLESTRING:Test Root'];
+  assert.deepEqual(values, [...one, ...one]);
 });
 
 test('certificates parse what openssl made', async () => {
   const key = join(tmp.dir, 'o.key');
   const crt = join(tmp.dir, 'o.crt');
   assert.equal(openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-384', '-nodes', '-keyout', key, '-out', crt, '-subj', '/O=Acme/CN=x', '-days', '2', '-outform', 'DER']).code, 0);
-  const r = openssl(['x509', '-inform', 'DER', '-in', crt, '-noout', '-serial']);
+  const r = openssl(['x509', '-inform', 'DER', '-in', crt, '-noout', '-serial', '-enddate']);
   const c = parseCertificate(readFileSync(crt));
-  assert.equal(c.serial.toString(16).toUpperCase().padStart(r.stdout.trim().length - 7, '0'), r.stdout.trim().slice(7));
+  assert.equal(c.serial, BigInt('0x' + /^serial=([0-9A-F]+)$/m.exec(r.stdout)![1]!));
   assert.equal(formatName(c.subject), 'CN=x,O=Acme');
+  assert.equal(c.notAfter.getTime(), Date.parse(/^notAfter=(.*)$/m.exec(r.stdout)![1]!));
 });
 
 

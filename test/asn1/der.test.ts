@@ -8,7 +8,12 @@ test('OIDs encode and decode (X.690 §8.19)', () => {
     const enc = oid(o);
     assert.equal(decodeOid(enc.subarray(2), 'x'), o);
   }
+  // Golden bytes: a round trip alone would pass a codec that is wrong both ways.
   assert.equal(oid('1.2.840.10045.4.3.2').toString('hex'), '06082a8648ce3d040302');
+  assert.equal(oid('2.5.4.3').toString('hex'), '0603550403');
+  // 2.999: the first two arcs make 40*2+999 = 1079 = 0x437, base-128 over two bytes
+  assert.equal(oid('2.999.1').toString('hex'), '0603883701');
+  assert.equal(decodeOid(Buffer.from('883701', 'hex'), 'x'), '2.999.1');
 });
 
 test('INTEGER is minimal two\'s complement', () => {
@@ -20,19 +25,25 @@ test('INTEGER is minimal two\'s complement', () => {
 });
 
 test('times: UTCTime to 2049, GeneralizedTime from 2050', () => {
-  assert.equal(time(new Date('2049-12-31T23:59:59Z')).toString('latin1').slice(2), '491231235959Z');
-  assert.equal(time(new Date('2050-01-01T00:00:00Z')).toString('latin1').slice(2), '20500101000000Z');
+  // the whole TLV: tag 0x17 UTCTime / 0x18 GeneralizedTime, the length, then the ASCII digits
+  assert.equal(time(new Date('2049-12-31T23:59:59Z')).toString('hex'), '170d' + Buffer.from('491231235959Z').toString('hex'));
+  assert.equal(time(new Date('2050-01-01T00:00:00Z')).toString('hex'), '180f' + Buffer.from('20500101000000Z').toString('hex'));
 });
 
-test('key usage bits as a DER named-bit string', () => {
-  assert.ok(keyUsage(KeyUsageFlags.digitalSignature).toString('hex').endsWith('0404030207 80'.replace(/ /g, '')));
-  assert.ok(keyUsage(KeyUsageFlags.keyCertSign | KeyUsageFlags.cRLSign).toString('hex').endsWith('04040302 0106'.replace(/ /g, '')));
+// Whole extensions, byte for byte: SEQUENCE { OID, [critical BOOLEAN TRUE], OCTET STRING { value } }.
+const hex = (s: string) => s.replace(/ /g, '');
+
+test('key usage bits as a critical DER named-bit string (X.690 §11.2.2: trailing zero bits dropped)', () => {
+  // digitalSignature is bit 0: one bit used, 7 unused
+  assert.equal(keyUsage(KeyUsageFlags.digitalSignature).toString('hex'), hex('300e 0603551d0f 0101ff 0404 03020780'));
+  // keyCertSign (bit 5) + cRLSign (bit 6) = 0000 0110: 7 bits used, 1 unused
+  assert.equal(keyUsage(KeyUsageFlags.keyCertSign | KeyUsageFlags.cRLSign).toString('hex'), hex('300e 0603551d0f 0101ff 0404 03020106'));
 });
 
-test('IPv6 and IPv4 SANs are 16 and 4 bytes', () => {
-  assert.ok(subjectAltName(['::1']).toString('hex').includes('8710' + '00'.repeat(15) + '01'));
-  assert.ok(subjectAltName(['192.0.2.1']).toString('hex').includes('8704c0000201'));
-  assert.ok(subjectAltName(['fe80::1:2']).toString('hex').includes('8710fe80' + '00'.repeat(10) + '00010002'));
+test('SANs: iPAddress [7] of 16 or 4 bytes, dNSName [2], not critical', () => {
+  assert.equal(subjectAltName(['::1']).toString('hex'), hex('301b 0603551d11 0414 3012 8710' + '00'.repeat(15) + '01'));
+  assert.equal(subjectAltName(['192.0.2.1', 'ca']).toString('hex'), hex('3013 0603551d11 040c 300a 8704c0000201 82026361'));
+  assert.equal(subjectAltName(['fe80::1:2']).toString('hex'), hex('301b 0603551d11 0414 3012 8710fe80' + '00'.repeat(10) + '00010002'));
 });
 
 test('the reader refuses what DER forbids', () => {

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { cpSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -44,6 +45,31 @@ function verify(file: string): void {
 
 const k = () => spkiDer(generateKey());
 
+/** A key identifier extension's value as openssl prints it, without colons. */
+function keyIdOf(file: string, ext: 'subjectKeyIdentifier' | 'authorityKeyIdentifier'): string {
+  const out = openssl(['x509', '-in', file, '-noout', '-ext', ext]).stdout;
+  const m = /([0-9A-F]{2}(?::[0-9A-F]{2}){19})/.exec(out);
+  assert.ok(m, `${file}: no ${ext} in ${out}`);
+  return m[1]!.replace(/:/g, '');
+}
+
+/**
+ * RFC 5280 §4.2.1.2 method (1), computed from what openssl extracts: SHA-1 of the P-256 point,
+ * the last 65 bytes of the 91-byte SubjectPublicKeyInfo.
+ */
+function expectedKeyId(file: string): string {
+  const pem = openssl(['x509', '-in', file, '-noout', '-pubkey']).stdout;
+  const spki = openssl(['pkey', '-pubin', '-outform', 'DER'], { input: pem }).out;
+  assert.equal(spki.length, 91, 'a P-256 key');
+  return createHash('sha1').update(spki.subarray(-65)).digest('hex').toUpperCase();
+}
+
+/** notAfter - notBefore in ms, as openssl reads the certificate. */
+function lifetime(file: string): number {
+  const out = openssl(['x509', '-in', file, '-noout', '-startdate', '-enddate']).stdout;
+  return Date.parse(/^notAfter=(.*)$/m.exec(out)![1]!) - Date.parse(/^notBefore=(.*)$/m.exec(out)![1]!);
+}
+
 test('CA profile: v3, CA:TRUE and keyCertSign+cRLSign critical, SKI, no AKI', async () => {
   assert.equal(extensionsText(caFile), [
     'X509v3 extensions:',
@@ -52,6 +78,10 @@ test('CA profile: v3, CA:TRUE and keyCertSign+cRLSign critical, SKI, no AKI', as
     'X509v3 Subject Key Identifier:', '<keyid>',
   ].join('\n'));
   assert.equal(ca.version, 3);
+  assert.match(openssl(['x509', '-in', caFile, '-noout', '-text']).stdout, /Version: 3 \(0x2\)/);
+  assert.equal(keyIdOf(caFile, 'subjectKeyIdentifier'), expectedKeyId(caFile));
+  verify(caFile); // self-signed: the signature checks under its own key
+  assert.equal(lifetime(caFile), 3650 * 86_400_000);
 });
 
 test('SERVER profile: SAN (DNS and IP), digitalSignature critical, serverAuth, CA:FALSE critical', async () => {
@@ -66,7 +96,10 @@ test('SERVER profile: SAN (DNS and IP), digitalSignature critical, serverAuth, C
     'X509v3 Subject Key Identifier:', '<keyid>',
     'X509v3 Authority Key Identifier:', '<keyid>',
   ].join('\n'));
-  assert.match(openssl(['x509', '-in', f, '-noout', '-subject']).stdout, /subject=O = "Linaro, LTD", CN = ca.example.net/);
+  assert.match(openssl(['x509', '-in', f, '-noout', '-subject']).stdout, /subject=O = "Linaro, LTD", CN = ca\.example\.net\n/);
+  assert.equal(keyIdOf(f, 'subjectKeyIdentifier'), expectedKeyId(f));
+  assert.equal(keyIdOf(f, 'authorityKeyIdentifier'), keyIdOf(caFile, 'subjectKeyIdentifier'));
+  assert.equal(lifetime(f), 365 * 86_400_000);
 });
 
 const CLIENT_EXTS = [
@@ -82,7 +115,8 @@ test('BOOTSTRAP profile: the bootstrap subject, clientAuth, CA:FALSE critical', 
   const f = save('bootstrap.crt', await bootstrapCertificate(issuer, { serial: 6n, publicKey: k(), notBefore: now, days: 365 }));
   verify(f);
   assert.equal(extensionsText(f), CLIENT_EXTS);
-  assert.match(openssl(['x509', '-in', f, '-noout', '-subject']).stdout, /subject=O = "Linaro, LTD", CN = bootstrap-register-1, OU = LinaroCA Bootstrap Cert/);
+  assert.match(openssl(['x509', '-in', f, '-noout', '-subject']).stdout, /subject=O = "Linaro, LTD", CN = bootstrap-register-1, OU = LinaroCA Bootstrap Cert\n/);
+  assert.equal(keyIdOf(f, 'authorityKeyIdentifier'), keyIdOf(caFile, 'subjectKeyIdentifier'));
   const p = openssl(['x509', '-in', f, '-noout', '-purpose']).stdout;
   assert.match(p, /SSL client : Yes/);
   assert.match(p, /SSL server : No/);
@@ -91,17 +125,32 @@ test('BOOTSTRAP profile: the bootstrap subject, clientAuth, CA:FALSE critical', 
 test('operator profile carries the operator OU', async () => {
   const f = save('operator.crt', await operatorCertificate(issuer, { cn: 'alice', serial: 8n, publicKey: k(), notBefore: now, days: 30 }));
   verify(f);
-  assert.match(openssl(['x509', '-in', f, '-noout', '-subject']).stdout, /CN = alice, OU = LinaroCA Operator Cert/);
+  assert.match(openssl(['x509', '-in', f, '-noout', '-subject']).stdout, /subject=O = "Linaro, LTD", CN = alice, OU = LinaroCA Operator Cert\n/);
+  assert.equal(extensionsText(f), CLIENT_EXTS);
+  assert.equal(lifetime(f), 30 * 86_400_000);
 });
 
-test('device profile: subject from the CSR, nothing else from it; 1 year; AKI = CA SKI', async () => {
-  const csr = await parseCsr(await buildCsr(dn({ O: 'Test Vendor', CN: '56d38f73-3f6f-4a59-86bc-d315a1ccc634', OU: 'Signing' }), generateKey()));
-  const f = save('device.crt', await deviceCertificate(issuer, { subject: csr.subject, serial: 1795721654822870144n, publicKey: csr.spki, notBefore: now, days: 365 }));
+test('device profile: subject and key from the CSR, nothing else from it; 1 year; AKI = CA SKI', async () => {
+  // An openssl-made CSR that asks for more than a device may have (CA:TRUE, a SAN): none of it may show.
+  const csrFile = join(tmp.dir, 'device.csr');
+  const made = openssl(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', join(tmp.dir, 'device.key'), '-out', csrFile,
+    '-subj', '/O=Test Vendor/CN=56d38f73-3f6f-4a59-86bc-d315a1ccc634/OU=Signing', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'subjectAltName=DNS:evil.example']);
+  assert.equal(made.code, 0, made.stderr);
+  const csrDer = openssl(['req', '-in', csrFile, '-outform', 'DER']).out;
+  const csr = await parseCsr(csrDer);
+  const der = await deviceCertificate(issuer, { subject: csr.subject, serial: 1795721654822870144n, publicKey: csr.spki, notBefore: now, days: 365 });
+  const f = save('device.crt', der);
   verify(f);
   assert.equal(extensionsText(f), CLIENT_EXTS);
-  const d = parseCertificate(await deviceCertificate(issuer, { subject: csr.subject, serial: 9n, publicKey: csr.spki, notBefore: now, days: 365 }));
-  assert.equal(d.notAfter.getTime() - d.notBefore.getTime(), 365 * 86_400_000);
-  assert.deepEqual(d.issuerDer, ca.subjectDer);
+  const show = (args: string[]) => openssl([...args, '-noout', '-nameopt', 'RFC2253', '-subject']).stdout.replace(/^subject=/, '');
+  assert.equal(show(['x509', '-in', f]), show(['req', '-in', csrFile]), 'the subject openssl reads in both');
+  assert.equal(show(['x509', '-in', f]), 'OU=Signing,CN=56d38f73-3f6f-4a59-86bc-d315a1ccc634,O=Test Vendor\n');
+  assert.equal(openssl(['x509', '-in', f, '-noout', '-pubkey']).stdout, openssl(['req', '-in', csrFile, '-noout', '-pubkey']).stdout, 'the CSR\'s public key');
+  assert.equal(openssl(['x509', '-in', f, '-noout', '-serial']).stdout, 'serial=18EBAF54B7319C80\n');
+  assert.equal(lifetime(f), 365 * 86_400_000);
+  assert.equal(keyIdOf(f, 'authorityKeyIdentifier'), keyIdOf(caFile, 'subjectKeyIdentifier'));
+  assert.equal(keyIdOf(f, 'subjectKeyIdentifier'), expectedKeyId(f));
+  assert.deepEqual(parseCertificate(der).issuerDer, ca.subjectDer, 'the issuer is the CA subject byte for byte');
 });
 
 test('no issued certificate is valid beyond the CA', async () => {

@@ -1,19 +1,33 @@
 import assert from 'node:assert/strict';
-import { createHmac, randomBytes } from 'node:crypto';
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createHash, createHmac, randomBytes, randomUUID } from 'node:crypto';
+import { chmodSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { Server } from 'node:net';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
+import { parseCertificate } from '../../src/asn1/certificate.js';
 import { toPem } from '../../src/asn1/pem.js';
 import { openStore } from '../../src/store/sqljs-store.js';
 import type { Registration } from '../../src/store/types.js';
-import { liteboot } from '../helpers/run.js';
+import { liteboot, runAsync } from '../helpers/run.js';
 import { bodyFile, cborCsrBody, curl, identity, newDevice, spawnServer, startServer, type TestServer } from '../helpers/server.js';
 
 const KEY = randomBytes(32);
 const CONNECTION = `HostName=test-hub.azure-devices.net;SharedAccessKeyName=iothubowner;SharedAccessKey=${KEY.toString('base64')}`;
+
+/**
+ * The SAS signature as Azure documents it, computed by openssl rather than by our formula: base64
+ * of HMAC-SHA256, keyed with the base64-decoded SharedAccessKey, over
+ * `<URL-encoded resource URI>\n<expiry in epoch seconds>`. The resource URI is the hub's host name,
+ * which has nothing to URL-encode.
+ */
+async function opensslSasSignature(expiry: string): Promise<string> {
+  const r = await runAsync('openssl', ['dgst', '-sha256', '-mac', 'HMAC', '-macopt', `hexkey:${KEY.toString('hex')}`], { input: `test-hub.azure-devices.net\n${expiry}` });
+  const m = /= ?([0-9a-f]{64})\s*$/.exec(r.stdout);
+  if (r.code !== 0 || !m) throw new Error(`openssl dgst: ${r.stdout} ${r.stderr}`);
+  return Buffer.from(m[1]!, 'hex').toString('base64');
+}
 
 interface Seen {
   at: number;
@@ -32,7 +46,8 @@ async function fakeRegistry(dir: string, script: (n: number, deviceId: string) =
   const handler = (req: IncomingMessage, res: ServerResponse) => {
     let body = '';
     req.on('data', (c: Buffer) => (body += c.toString()));
-    req.on('end', () => {
+    req.on('end', async () => {
+      const at = Date.now(); // arrival, before the openssl check below takes its time
       const problems: string[] = [];
       const url = new URL(req.url ?? '/', 'https://x');
       const m = /^\/devices\/([^/]+)$/.exec(url.pathname);
@@ -45,9 +60,10 @@ async function fakeRegistry(dir: string, script: (n: number, deviceId: string) =
       if (!t) problems.push(`authorization ${auth}`);
       else {
         const [, sr, sig, se, skn] = t;
-        const expect = createHmac('sha256', KEY).update(`${sr}\n${se}`).digest('base64');
-        if (decodeURIComponent(sig!) !== expect) problems.push('bad signature');
-        if (decodeURIComponent(sr!) !== 'test-hub.azure-devices.net') problems.push(`sr ${sr}`);
+        // on the wire the signature is URL-encoded (base64 of 32 bytes always ends in "=", so %3D)
+        const expect = await opensslSasSignature(se!).then(encodeURIComponent, (e: Error) => e.message);
+        if (sig !== expect) problems.push(`signature ${sig}, openssl says ${expect}`);
+        if (sr !== 'test-hub.azure-devices.net') problems.push(`sr ${sr}`);
         if (Number(se) * 1000 < Date.now()) problems.push('expired token');
         if (skn !== 'iothubowner') problems.push(`skn ${skn}`);
       }
@@ -60,7 +76,7 @@ async function fakeRegistry(dir: string, script: (n: number, deviceId: string) =
       }
       const n = (perDevice.get(deviceId) ?? 0) + 1;
       perDevice.set(deviceId, n);
-      seen.push({ at: Date.now(), deviceId, problems });
+      seen.push({ at, deviceId, problems });
       const action = problems.length ? '401' : script(n, deviceId);
       if (action === 'silent') return; // never answers
       if (action.startsWith('429:')) {
@@ -86,11 +102,11 @@ async function fakeRegistry(dir: string, script: (n: number, deviceId: string) =
 }
 
 function azureToml(port: number, extra = ''): string {
-  return `[cloud]\nprovider = "azure"\nendpoint = "https://localhost:${port}"\nca_file = "certs/CA.crt"\ntimeout = 0.5\nretry_min = 0.2\nretry_max = 5\n${extra}`;
+  return `[cloud]\nprovider = "azure"\nendpoint = "https://localhost:${port}"\nca_file = "certs/CA.crt"\ntimeout = 2\nretry_min = 0.2\nretry_max = 5\n${extra}`;
 }
 
-async function enrolOne(s: TestServer): Promise<{ id: string; der: Buffer }> {
-  const dev = await newDevice(s.dir);
+async function enrolOne(s: TestServer, id: string = randomUUID()): Promise<{ id: string; der: Buffer }> {
+  const dev = await newDevice(s.dir, undefined, id);
   const r = curl(s, identity(s.dir, 'BOOTSTRAP'), '/api/v1/cr', ['-H', 'Content-Type: application/cbor', '--data-binary', `@${bodyFile(s.dir, cborCsrBody(dev.csr))}`]);
   assert.equal(r.status, 200);
   return { id: dev.id, der: r.body.subarray(7) };
@@ -105,7 +121,33 @@ async function registrationOf(dir: string, id: string): Promise<Registration | u
   }
 }
 
-async function waitFor<T>(what: string, f: () => Promise<T | undefined> | T | undefined, ms = 15_000): Promise<T> {
+/**
+ * Resolves when the server's stderr matches `re` (a log line is the event); rejects if it exits
+ * first, or at once when it logs `failOn` (by default a 401: the fake service found the request
+ * malformed or badly signed, so what we wait for would never come).
+ */
+function waitForLog(s: TestServer, re: RegExp, failOn = /answered HTTP 401/, ms = 60_000): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const done = (f: () => void) => {
+      clearTimeout(timer);
+      s.child.stderr!.off('data', check);
+      s.child.off('exit', exited);
+      f();
+    };
+    const check = () => {
+      if (re.test(s.stderr())) done(resolve);
+      else if (failOn.test(s.stderr())) done(() => reject(new Error(`waiting for ${re}, the server logged ${failOn}: ${s.stderr()}`)));
+    };
+    const exited = () => done(() => reject(new Error(`the server exited before logging ${re}: ${s.stderr()}`)));
+    const timer = setTimeout(() => done(() => reject(new Error(`no log line ${re} within ${ms / 1000} s: ${s.stderr()}`))), ms);
+    s.child.stderr!.on('data', check);
+    s.child.once('exit', exited);
+    check();
+  });
+}
+
+/** Polls a condition with a generous overall deadline, for a state change that logs nothing. */
+async function waitFor<T>(what: string, f: () => Promise<T | undefined> | T | undefined, ms = 60_000): Promise<T> {
   const end = Date.now() + ms;
   for (;;) {
     const v = await f();
@@ -115,39 +157,59 @@ async function waitFor<T>(what: string, f: () => Promise<T | undefined> | T | un
   }
 }
 
+const escape = (id: string) => id.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+const registeredLine = (id: string) => new RegExp(`cloud: registered ${escape(id)} with `);
+
 describe('azure: the IoT Hub registry REST API', () => {
   test('500, 429 with Retry-After, silence, then 200: registered exactly once, retries spaced as configured', async () => {
     let registry!: Awaited<ReturnType<typeof fakeRegistry>>;
     let s!: TestServer;
+    // a second device, registered at once, shows the registrar went on polling after the first was done
+    const sentinel = randomUUID();
     try {
     s = await startServer({
       prepare: async (dir) => {
-        registry = await fakeRegistry(dir, (n) => ['500', '429:1', 'silent', '200'][n - 1] ?? '200');
+        registry = await fakeRegistry(dir, (n, id) => (id === sentinel ? '200' : ['500', '429:1', 'silent', '200'][n - 1] ?? '200'));
         writeFileSync(join(dir, '.liteboot.toml'), `[server]\nhubname = "test-hub"\n${azureToml(registry.port)}`);
       },
       env: { LITEBOOT_AZURE_CONNECTION_STRING: CONNECTION },
     });
       const a = await enrolOne(s);
-      const reg = await waitFor('registration', async () => {
-        const r = await registrationOf(s.dir, a.id);
-        return r?.status === 'registered' ? r : undefined;
-      });
+      await waitForLog(s, registeredLine(a.id));
+      const reg = await registrationOf(s.dir, a.id);
+      assert.equal(reg?.status, 'registered');
       assert.equal(reg.attempts, 4);
       const mine = registry.seen.filter((x) => x.deviceId === a.id);
       assert.deepEqual(mine.map((x) => x.problems), [[], [], [], []], 'every request was well-formed and properly signed');
+      // Lower bounds only: a slow machine makes gaps longer, never shorter.
       const gaps = mine.slice(1).map((x, i) => x.at - mine[i]!.at);
       assert.ok(gaps[0]! >= 190, `after the 500: retry_min (0.2 s), was ${gaps[0]} ms`);
       assert.ok(gaps[1]! >= 990, `after the 429: its Retry-After (1 s), was ${gaps[1]} ms`);
-      assert.ok(gaps[2]! >= 490 + 790, `after the silence: the timeout (0.5 s) then 0.2*2^2 s, was ${gaps[2]} ms`);
-      await new Promise((r) => setTimeout(r, 1200));
+      assert.ok(gaps[2]! >= 1990 + 790, `after the silence: the timeout (2 s) then 0.2*2^2 s, was ${gaps[2]} ms`);
+      // Never registered again: the store will never hand it out as due, and the live registrar,
+      // which went on to register another device, did not send it again.
+      const ro = await openStore({ path: join(s.dir, 'CADB.db'), readOnly: true });
+      try {
+        assert.ok(!(await ro.dueRegistrations(Number.MAX_SAFE_INTEGER, 1000)).includes(a.id), 'not due at any time');
+      } finally {
+        await ro.close();
+      }
+      await enrolOne(s, sentinel);
+      await waitForLog(s, registeredLine(sentinel));
+      assert.equal(await s.stop(), 0);
       assert.equal(registry.seen.filter((x) => x.deviceId === a.id).length, 4, 'never registered again');
+      assert.deepEqual(registry.seen.filter((x) => x.deviceId === sentinel).map((x) => x.problems), [[]]);
       // The log says what failed and when it retries; the key never appears.
       assert.match(s.stderr(), /cloud: registering .* failed \(attempt 1\): test-hub\.azure-devices\.net answered HTTP 500.*; next try in 0\.2 s/);
-      assert.match(s.stderr(), /cloud: registered .* \(attempt 4\)/);
+      assert.match(s.stderr(), /failed \(attempt 2\): test-hub\.azure-devices\.net answered HTTP 429.*; next try in 1\.0 s/);
+      assert.match(s.stderr(), /failed \(attempt 3\): localhost:\d+: no answer within 2 s; next try in 0\.8 s/);
+      assert.match(s.stderr(), new RegExp(`cloud: registered ${a.id} with azure \\(test-hub\\.azure-devices\\.net\\) \\(attempt 4\\)`));
       assert.ok(!s.stderr().includes(KEY.toString('base64')));
       // the operator's view
       const list = JSON.parse(liteboot(['device', 'list', '--json'], { cwd: s.dir }).stdout) as { id: string; registration: { status: string; attempts: number } }[];
-      assert.deepEqual(list.find((d) => d.id === a.id)?.registration.status, 'registered');
+      const listed = list.find((d) => d.id === a.id);
+      assert.equal(listed?.registration.status, 'registered');
+      assert.equal(listed.registration.attempts, 4);
     } finally {
       await s?.stop();
       await registry?.close();
@@ -168,14 +230,20 @@ describe('azure: the IoT Hub registry REST API', () => {
       },
     });
       const a = await enrolOne(s);
-      await waitFor('a failed attempt', async () => ((await registrationOf(s.dir, a.id))?.attempts ?? 0) >= 1 || undefined);
+      await waitForLog(s, new RegExp(`registering ${escape(a.id)} .* failed \\(attempt 1\\)`));
       assert.equal(await s.stop(), 0);
       const pending = await registrationOf(s.dir, a.id);
       assert.equal(pending?.status, 'pending');
       assert.match(pending?.lastError ?? '', /HTTP 503/);
+      const before = pending.attempts;
+      assert.ok(before >= 1);
       up = true;
       restarted = await spawnServer(s.dir, () => {});
-      await waitFor('registration after the restart', async () => ((await registrationOf(s.dir, a.id))?.status === 'registered' ? true : undefined));
+      await waitForLog(restarted, registeredLine(a.id));
+      const reg = await registrationOf(s.dir, a.id);
+      assert.equal(reg?.status, 'registered');
+      assert.equal(reg.attempts, before + 1, 'the count carried across the restart, and the 409 was the last attempt');
+      assert.ok(registry.seen.every((x) => x.problems.length === 0), JSON.stringify(registry.seen));
     } finally {
       await restarted?.stop();
       await registry?.close();
@@ -195,14 +263,17 @@ describe('azure: the IoT Hub registry REST API', () => {
       },
     });
       const a = await enrolOne(s);
-      await waitFor('failed', async () => ((await registrationOf(s.dir, a.id))?.status === 'failed' ? true : undefined));
+      await waitForLog(s, new RegExp(`registering ${escape(a.id)} .* failed \\(attempt 1\\): .*HTTP 400.*; giving up until an operator retries`));
+      assert.equal((await registrationOf(s.dir, a.id))?.status, 'failed');
       const listed = liteboot(['device', 'list'], { cwd: s.dir }).stdout;
       assert.match(listed, new RegExp(`${a.id} +1/1 valid +failed \\(test-hub\\.azure-devices\\.net answered HTTP 400`));
       accept = true;
       const r = liteboot(['device', 'register', a.id, '--operator', 'alice', '--hostname', 'localhost', '--port', String(s.port)], { cwd: s.dir });
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stdout, /1 device due for registration now/);
-      await waitFor('registered', async () => ((await registrationOf(s.dir, a.id))?.status === 'registered' ? true : undefined));
+      await waitForLog(s, registeredLine(a.id));
+      assert.deepEqual(registry.seen.map((x) => x.problems), [[], []], 'one refused, one accepted, nothing more');
+      assert.equal((await registrationOf(s.dir, a.id))?.status, 'registered');
       // bootstrap and device certificates may not ask
       assert.equal(curl(s, identity(s.dir, 'BOOTSTRAP'), '/api/v1/registrations', ['-H', 'Content-Type: application/json', '-d', '{}']).status, 403);
     } finally {
@@ -219,9 +290,16 @@ describe('azure: the IoT Hub registry REST API', () => {
     try {
       await makeCaDir(t.dir);
       writeFileSync(join(t.dir, '.liteboot.toml'), '[cloud]\nprovider = "azure"\nconnection_string = "HostName=x"\n');
+      const snapshot = () => readdirSync(t.dir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => {
+        const f = join(e.parentPath, e.name);
+        return `${f} ${createHash('sha256').update(readFileSync(f)).digest('hex')}`;
+      }).sort();
+      const before = snapshot();
       const r = liteboot(['server', 'start', '--hostname', 'localhost', '-p', '0', '-m', '0', '--listen', '127.0.0.1'], { cwd: t.dir });
       assert.equal(r.code, 1);
       assert.match(r.stderr, /connection string needs HostName, SharedAccessKeyName and SharedAccessKey/);
+      assert.equal(r.stderr.trim().split('\n').length, 1, 'one line, no stack');
+      assert.deepEqual(snapshot(), before, 'no file written or changed');
     } finally {
       t.cleanup();
     }
@@ -248,7 +326,9 @@ describe('azure-cli: the original\'s az command', () => {
       const s2 = await spawnServer(s.dir, () => {}, [], { PATH: `${bin}:${process.env.PATH}` });
       try {
         const a = await enrolOne(s2);
-        await waitFor('registered', async () => ((await registrationOf(s2.dir, a.id))?.status === 'registered' ? true : undefined));
+        await waitForLog(s2, registeredLine(a.id));
+        assert.match(s2.stderr(), new RegExp(`registering ${escape(a.id)} with azure-cli \\(hub test-hub\\) failed \\(attempt 1\\): az failed: ERROR: temporary failure`));
+        assert.equal((await registrationOf(s2.dir, a.id))?.status, 'registered');
         const calls = readFileSync(join(s.dir, 'az.log'), 'utf8').trim().split('\n');
         const want = `iot hub device-identity create --device-id ${a.id} --auth-method x509_ca --resource-group test-rg --hub-name test-hub`;
         assert.deepEqual(calls, [want, want], 'one failed call, one that worked');
@@ -283,14 +363,23 @@ describe('webhook', () => {
     });
     try {
       const a = await enrolOne(s);
-      await waitFor('registered', async () => ((await registrationOf(s.dir, a.id))?.status === 'registered' ? true : undefined));
+      await waitForLog(s, registeredLine(a.id));
       assert.equal(got.length, 2);
       assert.ok(got.every((g) => g.ok), 'both requests carry a valid signature');
-      const body = JSON.parse(got[1]!.body) as { deviceId: string; serial: string; certificate: string; issuedAt: string };
+      assert.equal(got[0]!.body, got[1]!.body, 'the retry sends the same body');
+      const body = JSON.parse(got[1]!.body) as Record<string, unknown>;
+      assert.deepEqual(Object.keys(body).sort(), ['certificate', 'deviceId', 'issuedAt', 'serial']);
       assert.equal(body.deviceId, a.id);
       assert.equal(body.certificate, toPem('CERTIFICATE', a.der));
-      assert.match(body.serial, /^\d{19}$/);
-      assert.ok(Math.abs(Date.parse(body.issuedAt) - Date.now()) < 60_000);
+      assert.equal(body.serial, parseCertificate(a.der).serial.toString(), 'the serial, as a decimal string');
+      const ro = await openStore({ path: join(s.dir, 'CADB.db'), readOnly: true });
+      try {
+        const issued = await ro.findBySerial(parseCertificate(a.der).serial);
+        assert.ok(issued?.issuedAt, 'the store knows when it was issued');
+        assert.equal(body.issuedAt, issued.issuedAt.toISOString());
+      } finally {
+        await ro.close();
+      }
       assert.ok(!s.stderr().includes(secret), 'the secret never appears in the log');
     } finally {
       await s.stop();

@@ -1,20 +1,31 @@
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { hostname as osHostname } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { buildCrl, encodeCrlEntry } from '../../src/asn1/crl.js';
 import { toPem } from '../../src/asn1/pem.js';
 import { CertsDir } from '../../src/ca/certs-dir.js';
-import { FIXTURE, liteboot, openssl, run, tempDir } from '../helpers/run.js';
+import { BIN, FIXTURE, liteboot, openssl, run, tempDir } from '../helpers/run.js';
 
 const tmp = tempDir();
 after(tmp.cleanup);
 const cwd = tmp.dir;
 const certs = (f: string) => join(cwd, 'certs', f);
 
+/** The subject (RFC 2253 form) and the SAN list of a certificate, as openssl reads them. */
+function subjectAndSans(file: string): string {
+  return openssl(['x509', '-in', file, '-noout', '-nameopt', 'RFC2253', '-subject', '-ext', 'subjectAltName']).stdout;
+}
+
 describe('setup-ca and setup-bootstrap in an empty directory', () => {
+  let t0 = 0;
+  let t1 = 0;
   before(() => {
+    t0 = Date.now();
     const a = liteboot(['setup-ca', 'localhost', '--san', '127.0.0.1'], { cwd });
+    t1 = Date.now();
     assert.equal(a.code, 0, a.stderr);
     const b = liteboot(['setup-bootstrap'], { cwd });
     assert.equal(b.code, 0, b.stderr);
@@ -37,16 +48,25 @@ describe('setup-ca and setup-bootstrap in an empty directory', () => {
     assert.match(r.stdout, /BOOTSTRAP.crt: OK/);
   });
 
-  test('the CA subject is O=Linaro, LTD, CN=LRC - YYYYMMDDHHMMSS on a 24-hour clock', () => {
-    const s = openssl(['x509', '-in', certs('CA.crt'), '-noout', '-subject', '-serial']).stdout;
-    assert.match(s, /subject=O = "Linaro, LTD", CN = LRC - \d{4}(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])([01]\d|2[0-3])[0-5]\d[0-5]\d\n/);
-    const serialHex = /serial=([0-9A-F]+)/.exec(s)![1]!;
-    assert.ok(BigInt('0x' + serialHex) >= 2n ** 63n, 'a random serial of at least 63 bits');
+  test('the CA subject is O=Linaro, LTD, CN=LRC - YYYYMMDDHHMMSS on a 24-hour clock (UTC, the time of set-up)', () => {
+    const s = openssl(['x509', '-in', certs('CA.crt'), '-noout', '-subject', '-startdate']).stdout;
+    const m = /^subject=O = "Linaro, LTD", CN = LRC - (\d{4})(\d\d)(\d\d)(\d\d)(\d\d)(\d\d)\n/m.exec(s);
+    assert.ok(m, s);
+    const at = Date.UTC(+m[1]!, +m[2]! - 1, +m[3]!, +m[4]!, +m[5]!, +m[6]!);
+    // the stamp is when setup-ca ran (to the second): a 12-hour clock or local time would miss this half the day
+    assert.ok(at >= Math.floor(t0 / 1000) * 1000 && at <= t1, `CN time ${new Date(at).toISOString()} not within the run ${new Date(t0).toISOString()}..${new Date(t1).toISOString()}`);
+    assert.equal(Date.parse(/^notBefore=(.*)$/m.exec(s)![1]!), at, 'the CA starts when its name says');
+  });
+
+  test('serials are random, positive and distinct (RFC 5280 §4.1.2.2; at least 64 bits of entropy)', () => {
+    const serials = ['CA.crt', 'SERVER.crt', 'BOOTSTRAP.crt'].map((f) => BigInt('0x' + /^serial=([0-9A-F]+)$/m.exec(openssl(['x509', '-in', certs(f), '-noout', '-serial']).stdout)![1]!));
+    assert.equal(new Set(serials).size, 3, serials.join(' '));
+    // 127 random bits: each is below 2^63 with probability 2^-64, and fits in 20 octets
+    for (const v of serials) assert.ok(v >= 2n ** 63n && v < 2n ** 159n, String(v));
   });
 
   test('the server certificate names the host, with the extra SAN', () => {
-    const s = openssl(['x509', '-in', certs('SERVER.crt'), '-noout', '-ext', 'subjectAltName']).stdout;
-    assert.match(s, /DNS:localhost, IP Address:127.0.0.1/);
+    assert.equal(subjectAndSans(certs('SERVER.crt')), 'subject=CN=localhost,O=Linaro\\, LTD\nX509v3 Subject Alternative Name: \n    DNS:localhost, IP Address:127.0.0.1\n');
   });
 
   test('ca_crt.txt and bootstrap_crt.txt compiled into C give back the PEM byte for byte', () => {
@@ -126,7 +146,11 @@ describe('setup-ca and setup-bootstrap in an empty directory', () => {
     const r = liteboot(['operator', 'create', 'alice'], { cwd });
     assert.equal(r.code, 0, r.stderr);
     assert.equal(openssl(['verify', '-CAfile', certs('CA.crt'), certs('OPERATOR-alice.crt')]).code, 0);
-    assert.match(openssl(['x509', '-in', certs('OPERATOR-alice.crt'), '-noout', '-subject']).stdout, /OU = LinaroCA Operator Cert/);
+    assert.match(openssl(['x509', '-in', certs('OPERATOR-alice.crt'), '-noout', '-subject']).stdout, /CN = alice, OU = LinaroCA Operator Cert\n/);
+    const purpose = openssl(['x509', '-in', certs('OPERATOR-alice.crt'), '-noout', '-purpose']).stdout;
+    assert.match(purpose, /SSL client : Yes/);
+    assert.match(purpose, /SSL server : No/);
+    assert.equal(statSync(certs('OPERATOR-alice.key')).mode & 0o777, 0o600);
   });
 });
 
@@ -136,7 +160,7 @@ describe('inspect', () => {
     try {
       assert.equal(liteboot(['setup-ca', 'localhost'], { cwd: dir }).code, 0);
       const csr = join(dir, 'r.csr');
-      openssl(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-384', '-nodes', '-keyout', join(dir, 'r.key'), '-subj', '/CN=dev', '-out', csr]);
+      assert.equal(openssl(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-384', '-nodes', '-keyout', join(dir, 'r.key'), '-subj', '/CN=dev', '-out', csr]).code, 0);
       const r = liteboot(['inspect', 'certs/CA.crt', 'certs/CA.key', csr], { cwd: dir });
       assert.equal(r.code, 0, r.stderr);
       const serial = openssl(['x509', '-in', join(dir, 'certs/CA.crt'), '-noout', '-serial']).stdout.trim().slice(7).toLowerCase();
@@ -147,13 +171,28 @@ describe('inspect', () => {
       assert.match(r.stdout, /EC P-384/);
       const keyB64 = readFileSync(join(dir, 'certs/CA.key'), 'utf8').split('\n')[1]!;
       assert.ok(!r.stdout.includes(keyB64.slice(0, 20)));
+      // nor the private scalar itself, in hex (with or without colons) or base64, as openssl reads it
+      const ecText = openssl(['ec', '-in', join(dir, 'certs/CA.key'), '-noout', '-text']).stdout;
+      const priv = Buffer.from(/priv:\s+([0-9a-f:\s]+?)\npub:/.exec(ecText)![1]!.replace(/[:\s]/g, ''), 'hex').subarray(-32);
+      assert.equal(priv.length, 32);
+      const flat = r.stdout.replace(/[:\s]/g, '').toLowerCase();
+      assert.ok(!flat.includes(priv.toString('hex').slice(0, 16)), 'no private key hex');
+      assert.ok(!r.stdout.includes(priv.toString('base64').slice(0, 16)), 'no private key base64');
       const fp = openssl(['x509', '-in', join(dir, 'certs/CA.crt'), '-noout', '-fingerprint', '-sha256']).stdout.trim().split('=')[1];
       assert.ok(r.stdout.includes(fp!), 'SHA-256 fingerprint as openssl prints it');
 
       const j = liteboot(['inspect', '--json', 'certs/SERVER.crt'], { cwd: dir });
-      const parsed = JSON.parse(j.stdout) as { objects: { kind: string; serial: string; extensions: { name: string }[] }[] }[];
+      assert.equal(j.code, 0, j.stderr);
+      const parsed = JSON.parse(j.stdout) as { objects: { kind: string; serial: string; extensions: { name: string; critical: boolean; value: string }[] }[] }[];
+      assert.equal(parsed.length, 1);
+      assert.equal(parsed[0]!.objects.length, 1);
       assert.equal(parsed[0]!.objects[0]!.kind, 'certificate');
-      assert.ok(parsed[0]!.objects[0]!.extensions.some((e) => e.name === 'subjectAltName'));
+      const serverSerial = BigInt('0x' + openssl(['x509', '-in', join(dir, 'certs/SERVER.crt'), '-noout', '-serial']).stdout.trim().slice(7));
+      assert.equal(parsed[0]!.objects[0]!.serial, serverSerial.toString(), 'the serial as a decimal string');
+      assert.deepEqual(parsed[0]!.objects[0]!.extensions.map((e) => `${e.name}${e.critical ? ' (critical)' : ''}`), [
+        'basicConstraints (critical)', 'keyUsage (critical)', 'extendedKeyUsage', 'subjectAltName', 'subjectKeyIdentifier', 'authorityKeyIdentifier',
+      ]);
+      assert.equal(parsed[0]!.objects[0]!.extensions.find((e) => e.name === 'subjectAltName')?.value, 'DNS:localhost');
 
       const der = join(dir, 'ca.der');
       openssl(['x509', '-in', join(dir, 'certs/CA.crt'), '-outform', 'DER', '-out', der]);
@@ -239,13 +278,40 @@ describe('usage', () => {
     }
   });
 
-  test('hostname: argument, then $CAHOSTNAME, then the system host name', () => {
+  test('hostname: argument, then $CAHOSTNAME, then the system host name', (t) => {
+    const made = (env: NodeJS.ProcessEnv, args: string[] = []) => {
+      const { dir, cleanup } = tempDir();
+      try {
+        const r = liteboot(['setup-ca', ...args], { cwd: dir, env });
+        assert.equal(r.code, 0, r.stderr);
+        return subjectAndSans(join(dir, 'certs/SERVER.crt'));
+      } finally {
+        cleanup();
+      }
+    };
+    const names = (host: string) => `subject=CN=${host},O=Linaro\\, LTD\nX509v3 Subject Alternative Name: \n    DNS:${host}\n`;
+    // 1. the argument wins over $CAHOSTNAME
+    assert.equal(made({ CAHOSTNAME: 'from-env.example' }, ['from-arg.example']), names('from-arg.example'));
+    // 2. without an argument, $CAHOSTNAME wins over the system host name
+    assert.equal(made({ CAHOSTNAME: 'from-env.example' }), names('from-env.example'));
+    // 3. with neither (an empty $CAHOSTNAME counts as unset), the system host name. Where this
+    // process may make a UTS namespace (root, util-linux unshare), the host name is set there to a
+    // fresh random name, which proves it is read from the system; otherwise it is compared with
+    // os.hostname(), which proves less (skipped when that is "localhost", the built-in default).
+    const fresh = `sys-${randomBytes(4).toString('hex')}.example`;
     const { dir, cleanup } = tempDir();
     try {
-      assert.equal(liteboot(['setup-ca'], { cwd: dir, env: { CAHOSTNAME: 'from-env.example' } }).code, 0);
-      assert.match(openssl(['x509', '-in', join(dir, 'certs/SERVER.crt'), '-noout', '-subject']).stdout, /CN = from-env.example/);
+      const r = run('unshare', ['--uts', 'sh', '-c', 'hostname "$1" && exec "$2" "$3" setup-ca', 'sh', fresh, process.execPath, BIN], { cwd: dir, env: { ...process.env, CAHOSTNAME: '' }, encoding: 'utf8' });
+      if (r.code === 0) {
+        assert.equal(subjectAndSans(join(dir, 'certs/SERVER.crt')), names(fresh));
+        assert.notEqual(osHostname(), fresh, 'the test process kept its own host name');
+        return;
+      }
+      t.diagnostic(`unshare --uts unavailable (${r.stderr.trim()}); comparing with os.hostname()`);
     } finally {
       cleanup();
     }
+    if (osHostname() === 'localhost' || osHostname() === '') return t.skip('the system host name is "localhost", the built-in default');
+    assert.equal(made({ CAHOSTNAME: '' }), names(osHostname()));
   });
 });

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -131,6 +131,34 @@ describe('serials', () => {
   });
 });
 
+/**
+ * Collects the serials a store-writer child acknowledges and resolves once more than `count` are
+ * in (the child's output is the event); rejects if the child exits first or nothing comes in time.
+ */
+function acknowledged(child: ChildProcess, count: number, ms = 120_000): { acked: bigint[]; enough: Promise<void> } {
+  const acked: bigint[] = [];
+  let buf = '';
+  const enough = new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`the writer acknowledged only ${acked.length} writes in ${ms / 1000} s`)), ms);
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      reject(new Error(`the writer exited (${code ?? signal}) after ${acked.length} writes`));
+    });
+    child.stdout!.on('data', (d: Buffer) => {
+      buf += d.toString();
+      const lines = buf.split('\n');
+      buf = lines.pop()!;
+      for (const l of lines) if (l !== 'ready') acked.push(BigInt(l));
+      if (acked.length > count) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+  });
+  enough.catch(() => {}); // observed by the test's await; not an unhandled rejection after a kill
+  return { acked, enough };
+}
+
 /** Simulates a crash: copies the files as they are on disk to a new place and opens the copy. */
 async function reopenAfterCrash(store: Awaited<ReturnType<typeof openStore>>, path: string) {
   const crashed = fresh('crashed');
@@ -190,18 +218,29 @@ describe('the journal', () => {
     const path = fresh('crc');
     const store = await openStore({ path });
     for (let i = 1; i <= 5; i++) await store.recordIssued(cert(BigInt(i)));
-    const seg = listSegments(path)[0]!.path;
-    const bytes = readFileSync(seg);
+    // the files as a crash would leave them: CADB.db without the five, the journal with them
+    const bytes = readFileSync(listSegments(path)[0]!.path);
     const crashed = fresh('crc-crashed');
     copyFileSync(path, crashed);
-    const third = MAGIC.length + 3 * (bytes.length - MAGIC.length) / 5 + 20;
-    bytes[Math.floor(third)]! ^= 0xff;
-    writeFileSync(`${crashed}.lbj.0000000000000001`, bytes);
     await store.close();
+    // Walk the frames (u32 length | u32 CRC | payload) to the 4th, and change its device id in a
+    // way that leaves valid JSON of the same length: only the CRC can tell.
+    let off = MAGIC.length;
+    for (let i = 0; i < 3; i++) off += 8 + bytes.readUInt32BE(off);
+    const len = bytes.readUInt32BE(off);
+    const payload = bytes.subarray(off + 8, off + 8 + len);
+    const at = payload.indexOf('"dev-4"');
+    assert.ok(at > 0, payload.toString());
+    payload.write('"dev-9"', at);
+    assert.equal((JSON.parse(payload.toString()) as { id: string }).id, 'dev-9', 'still a well-formed record');
+    writeFileSync(`${crashed}.lbj.0000000000000001`, bytes);
     const logs: string[] = [];
     const s = await openStore({ path: crashed, log: (m) => logs.push(m) });
     assert.equal((await s.stats()).certificates, 3);
-    assert.ok(logs.some((l) => l.includes('torn journal tail')));
+    for (const i of [1n, 2n, 3n]) assert.ok(await s.findBySerial(i), `serial ${i}`);
+    for (const i of [4n, 5n]) assert.equal(await s.findBySerial(i), undefined, `serial ${i} is after the bad record`);
+    assert.deepEqual(await s.validSerials('dev-9'), []);
+    assert.ok(logs.some((l) => l.includes('torn journal tail')), logs.join('\n'));
     await s.close();
   });
 
@@ -210,7 +249,12 @@ describe('the journal', () => {
     const store = await openStore({ path, compactBytes: 2048 });
     for (let i = 1; i <= 200; i++) await store.recordIssued(cert(BigInt(i)));
     await store.compact();
-    assert.ok(listSegments(path).length <= 2);
+    // CADB.db alone, as the sqlite3 tool reads it without any journal, has every row
+    assert.equal(sqlite(path, 'SELECT count(*), min(serial), max(serial) FROM certs'), '200|1|200');
+    // and what is left of the journal holds nothing CADB.db lacks: only the newest segment remains
+    const left = listSegments(path);
+    assert.equal(left.length, 1, left.map((x) => x.path).join(' '));
+    assert.equal(readSegment(left[0]!.path).records.length, 0);
     const crashedStore = await reopenAfterCrash(store, path);
     assert.equal((await crashedStore.stats()).certificates, 200);
     await crashedStore.close();
@@ -234,33 +278,27 @@ describe('one writer at a time', () => {
     const path = fresh('lock');
     const child = spawn(process.execPath, [join(ROOT, 'dist/test/helpers/store-writer.js'), path], { stdio: ['ignore', 'pipe', 'inherit'] });
     try {
-      const acked: bigint[] = [];
-      await new Promise<void>((resolve) => {
-        let buf = '';
-        child.stdout!.on('data', (d: Buffer) => {
-          buf += d.toString();
-          const lines = buf.split('\n');
-          buf = lines.pop()!;
-          for (const l of lines) if (l !== 'ready') acked.push(BigInt(l));
-          if (acked.length > 50) resolve();
-        });
-      });
+      const { acked, enough } = acknowledged(child, 50);
+      await enough;
       await assert.rejects(openStore({ path }), (e: Error & { code?: string }) => {
         assert.equal(e.code, 'DB_LOCKED');
         assert.match(e.message, new RegExp(`in use by process ${child.pid}`));
         return true;
       });
       const reader = await openStore({ path, readOnly: true });
-      assert.ok((await reader.stats()).certificates >= 50);
-      assert.ok(await reader.findBySerial(acked[10]!));
+      const seen = acked.length; // acknowledged before the reader opened: all of them must be visible
+      assert.ok((await reader.stats()).certificates >= seen);
+      for (const serial of acked.slice(0, seen)) assert.ok(await reader.findBySerial(serial), `serial ${serial}`);
       await assert.rejects(reader.recordIssued(cert(5n)), /read-only/);
       await reader.close();
     } finally {
       child.kill('SIGKILL');
       await new Promise((r) => child.once('exit', r));
     }
-    // The holder is gone: its lock is stale and taken over.
+    // The holder is gone: its lock is stale and taken over, by a writer that can write.
     const s = await openStore({ path });
+    await s.recordIssued(cert(5n, 'after'));
+    assert.deepEqual(await s.validSerials('after'), [5n]);
     await s.close();
   });
 
@@ -311,24 +349,14 @@ describe('kill -9', () => {
     for (const [label, compactBytes] of [['plain', 16 * 1024 * 1024], ['compacting often', 4096]] as const) {
       const path = fresh('kill');
       const child = spawn(process.execPath, [join(ROOT, 'dist/test/helpers/store-writer.js'), path, String(compactBytes)], { stdio: ['ignore', 'pipe', 'inherit'] });
-      const acked: bigint[] = [];
-      let buf = '';
-      child.stdout!.on('data', (d: Buffer) => {
-        buf += d.toString();
-        const lines = buf.split('\n');
-        buf = lines.pop()!;
-        for (const l of lines) if (l !== 'ready') acked.push(BigInt(l));
-      });
-      await new Promise<void>((resolve) => {
-        const check = setInterval(() => {
-          if (acked.length > 1500) {
-            clearInterval(check);
-            resolve();
-          }
-        }, 5);
-      });
-      child.kill('SIGKILL');
-      await new Promise((r) => child.once('exit', r));
+      const { acked, enough } = acknowledged(child, 1500);
+      const exited = new Promise((r) => child.once('exit', r));
+      try {
+        await enough;
+      } finally {
+        child.kill('SIGKILL');
+        await exited;
+      }
       const store = await openStore({ path });
       const missing: bigint[] = [];
       for (const s of acked) if (!(await store.findBySerial(s))) missing.push(s);
