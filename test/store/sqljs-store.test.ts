@@ -66,7 +66,10 @@ describe('migration of the Go database', () => {
     await store.close();
     assert.equal(sha(`${path}.bak-20220215a`), sha(join(FIXTURE, 'CADB.db')));
     assert.equal(sqlite(path, 'SELECT id, serial, hex(keyid), hex(cert), expiry, valid FROM certs ORDER BY rowid'), before);
-    assert.equal(sqlite(path, "SELECT value FROM settings WHERE key = 'schemaVersion'"), 'liteboot-1');
+    assert.equal(sqlite(path, "SELECT value FROM settings WHERE key = 'schemaVersion'"), 'liteboot-2');
+    // The row the original marked invalid got one revocation date, the migration's, for every CRL.
+    const dated = Number(sqlite(path, 'SELECT revoked_at FROM certs WHERE valid = 0'));
+    assert.ok(dated > Date.now() - 600_000 && dated <= Date.now(), `revoked_at ${dated}`);
     assert.equal(sqlite(path, 'PRAGMA integrity_check'), 'ok');
     // the migration runs once
     const again = await openStore({ path, log: (m) => logs.push(`2:${m}`) });
