@@ -16,6 +16,7 @@ import { InspectCommand } from './commands/inspect.js';
 import { OperatorCreateCommand } from './commands/operator/create.js';
 import { SetupBootstrapCommand } from './commands/setup-bootstrap.js';
 import { SetupCaCommand } from './commands/setup-ca.js';
+import { SetupOcspCommand } from './commands/setup-ocsp.js';
 import { UpCommand } from './commands/up.js';
 import { ServerStartCommand } from './commands/server/start.js';
 import { version } from './version.js';
@@ -25,7 +26,7 @@ export function makeCli(): Cli {
   const cli = new Cli({ binaryLabel: 'liteboot', binaryName: 'liteboot', binaryVersion: version, enableColors: false });
   const commands = [
     // set-up
-    SetupCaCommand, SetupBootstrapCommand, OperatorCreateCommand, CakeyGetpubCommand,
+    SetupCaCommand, SetupBootstrapCommand, OperatorCreateCommand, SetupOcspCommand, CakeyGetpubCommand,
     // server
     UpCommand, ServerStartCommand,
     // devices and certificates

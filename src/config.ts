@@ -29,6 +29,8 @@ export interface ServerConfig {
   crlDays: number;
   /** Also write the CRL as PEM here on every change (for a broker's crlfile). */
   crlFile?: string;
+  /** Who signs OCSP responses: the CA key, or the delegated responder in OCSP.crt/OCSP.key. */
+  ocspSigner: 'ca' | 'delegated';
   hubname: string;
   resourcegroup: string;
   mqttport: number;
@@ -92,6 +94,7 @@ const SERVER_KEYS = {
   public_url: 'string',
   crl_days: 'positive',
   crl_file: 'string',
+  ocsp_signer: 'string',
   hubname: 'string',
   resourcegroup: 'string',
   mqttport: 'port',
@@ -276,6 +279,7 @@ export function loadServerConfig(o: LoadServerConfigOptions): ServerConfig {
     publicUrl: '',
     crlDays: num('crl_days', 7),
     crlFile: values.crl_file !== undefined && values.crl_file !== '' ? resolve(o.cwd, values.crl_file as string) : undefined,
+    ocspSigner: str('ocsp_signer', 'ca') as ServerConfig['ocspSigner'],
     hubname: str('hubname', ''),
     resourcegroup: str('resourcegroup', ''),
     mqttport: num('mqttport', 8883),
@@ -319,6 +323,9 @@ export function loadServerConfig(o: LoadServerConfigOptions): ServerConfig {
   }
   const ports = [cfg.port, cfg.mport, cfg.httpPort].filter((p) => p !== 0);
   if (new Set(ports).size !== ports.length) throw new LitebootError('BAD_CONFIG', `port, mport and http_port must differ (${cfg.port}, ${cfg.mport}, ${cfg.httpPort})`);
+  if (cfg.ocspSigner !== 'ca' && cfg.ocspSigner !== 'delegated') {
+    throw new LitebootError('BAD_CONFIG', `${where}: ocsp_signer must be "ca" or "delegated", not "${cfg.ocspSigner}"`);
+  }
   if (cfg.enrolment !== 'open' && cfg.enrolment !== 'allowlist') {
     throw new LitebootError('BAD_CONFIG', `${where}: enrolment must be "open" or "allowlist", not "${cfg.enrolment}"`);
   }

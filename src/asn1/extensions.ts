@@ -79,6 +79,11 @@ export function authorityInfoAccess(ocspUrl: string, caIssuersUrl: string): Buff
   return ext(AIA, false, sequence(sequence(oid(AD_OCSP), uri(ocspUrl)), sequence(oid(AD_CA_ISSUERS), uri(caIssuersUrl))));
 }
 
+/** RFC 6960 §4.2.2.2.1 id-pkix-ocsp-nocheck: a delegated responder's own status need not be checked. */
+export function ocspNoCheck(): Buffer {
+  return ext(OID.ocspNoCheck, false, Buffer.from([TAG.NULL, 0]));
+}
+
 /** SAN entries: an IP address literal becomes an iPAddress [7], anything else a dNSName [2]. */
 export function subjectAltName(names: readonly string[]): Buffer {
   return ext(

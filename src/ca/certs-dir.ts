@@ -21,6 +21,8 @@ export const FILES = {
   bootstrapKey: 'BOOTSTRAP.key',
   bootstrapCString: 'bootstrap_crt.txt',
   bootstrapKeyC: 'bootstrap_key.txt',
+  ocspCert: 'OCSP.crt',
+  ocspKey: 'OCSP.key',
 } as const;
 
 /** A bootstrap or operator credential found in the certs directory. */

@@ -7,6 +7,7 @@ import {
   keyIdentifier,
   keyUsage,
   KeyUsageFlags,
+  ocspNoCheck,
   subjectAltName,
   subjectKeyIdentifier,
 } from '../asn1/extensions.js';
@@ -139,6 +140,22 @@ export function deviceCertificate(issuer: Issuer, o: Common & { subject: Disting
     keyUsage(KeyUsageFlags.digitalSignature),
     extKeyUsage(OID.clientAuth),
     ...(o.revocationInfo ?? []),
+  ]);
+}
+
+/** CN of the delegated OCSP responder. */
+export const OCSP_RESPONDER_CN = 'liteboot OCSP responder';
+
+/**
+ * A delegated OCSP responder (RFC 6960 §4.2.2.2): EKU id-kp-OCSPSigning, issued by the CA, with
+ * id-pkix-ocsp-nocheck (§4.2.2.2.1), so it should be short-lived: it cannot usefully be revoked.
+ */
+export function ocspResponderCertificate(issuer: Issuer, o: Common & { org?: string }): Promise<Buffer> {
+  return issued(issuer, dn({ O: o.org ?? DEFAULT_ORG, CN: OCSP_RESPONDER_CN }), o, [
+    basicConstraints(false),
+    keyUsage(KeyUsageFlags.digitalSignature),
+    extKeyUsage(OID.ocspSigning),
+    ocspNoCheck(),
   ]);
 }
 

@@ -15,6 +15,7 @@ import {
   caCertificate,
   DEFAULT_ORG,
   defaultCaCommonName,
+  ocspResponderCertificate,
   operatorCertificate,
   serverCertificate,
 } from './profiles.js';
@@ -172,3 +173,25 @@ export async function makeOperator(o: MakeOperatorOptions): Promise<MadeCredenti
   return { written, kind: 'operator', cn: o.name, serial, der };
 }
 
+
+export interface MakeOcspResponderOptions {
+  certs: CertsDir;
+  /** Validity in days (default 30: a responder with ocsp-nocheck should not live long). */
+  days?: number;
+  now: Date;
+}
+
+/** The delegated OCSP responder credential `OCSP.crt`/`OCSP.key`, for `[server] ocsp_signer = "delegated"`. */
+export async function makeOcspResponder(o: MakeOcspResponderOptions): Promise<string[]> {
+  const clash = o.certs.existing([FILES.ocspCert, FILES.ocspKey]);
+  if (clash.length > 0) {
+    throw new LitebootError('FILE_EXISTS', `refusing to overwrite ${clash.map((n) => o.certs.path(n)).join(', ')}; remove ${clash.length > 1 ? 'them' : 'it'} to make a new responder certificate (then restart the server)`);
+  }
+  const ca = o.certs.loadCa();
+  const key = generateKey('P-256');
+  const der = await ocspResponderCertificate(ca.issuer, { serial: randomSerial(), publicKey: spkiDer(key), notBefore: o.now, days: o.days ?? 30 });
+  return o.certs.writeNew([
+    { name: FILES.ocspKey, data: privateKeyToPem(key), mode: KEY_MODE },
+    { name: FILES.ocspCert, data: toPem('CERTIFICATE', der), mode: PUBLIC_MODE },
+  ]);
+}

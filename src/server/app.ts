@@ -3,7 +3,11 @@ import { writeFileAtomic } from '../atomic-file.js';
 import { createServer as createNetServer } from 'node:net';
 import { OID } from '../asn1/oids.js';
 import { Authority } from '../ca/authority.js';
-import { CertsDir, FILES } from '../ca/certs-dir.js';
+import { certificateSignedBy } from '../asn1/certificate.js';
+import { keyIdentifier } from '../asn1/extensions.js';
+import { keysMatch } from '../asn1/keys.js';
+import { keySigner, type Signer } from '../asn1/signer.js';
+import { CertsDir, FILES, type CaMaterial } from '../ca/certs-dir.js';
 import { TimestampSerials } from '../ca/serial-source.js';
 import type { ServerConfig } from '../config.js';
 import { LitebootError } from '../errors.js';
@@ -42,6 +46,20 @@ function readText(path: string, what: string): string {
   } catch (e) {
     throw new LitebootError((e as NodeJS.ErrnoException).code === 'ENOENT' ? 'FILE_MISSING' : 'FILE_UNREADABLE', `cannot read ${what} ${path}: ${(e as Error).message}`);
   }
+}
+
+/** The delegated OCSP responder (`ocsp_signer = "delegated"`): OCSP.crt/OCSP.key, checked to be the CA's and current. */
+function loadOcspDelegate(certs: CertsDir, ca: CaMaterial, now: Date): { signer: Signer; keyId: Uint8Array; certDer: Uint8Array } {
+  const hint = 'run `liteboot setup-ocsp` (or set ocsp_signer = "ca")';
+  const cert = certs.loadCertificate(FILES.ocspCert, 'the OCSP responder certificate', hint).cert;
+  const key = certs.loadPrivateKey(FILES.ocspKey, 'the OCSP responder key', hint);
+  if (!keysMatch(key, cert.publicKey)) throw new LitebootError('KEY_MISMATCH', `${certs.path(FILES.ocspKey)} is not the key of ${certs.path(FILES.ocspCert)}`);
+  if (!certificateSignedBy(cert.der, ca.cert.cert.publicKey)) throw new LitebootError('BAD_CERT', `${certs.path(FILES.ocspCert)} is not signed by this CA; ${hint}`);
+  if (!cert.extensions.some((e) => e.oid === OID.extKeyUsage && /OCSPSigning|1\.3\.6\.1\.5\.5\.7\.3\.9/.test(e.value))) {
+    throw new LitebootError('BAD_CERT', `${certs.path(FILES.ocspCert)} is not an OCSP responder certificate (no OCSPSigning usage); ${hint}`);
+  }
+  if (cert.notAfter.getTime() <= now.getTime()) throw new LitebootError('BAD_CERT', `the OCSP responder certificate expired on ${cert.notAfter.toISOString()}; remove certs/OCSP.* and ${hint}`);
+  return { signer: keySigner(key), keyId: keyIdentifier(cert.spki), certDer: cert.der };
 }
 
 function assertPortFree(port: number, host: string, what: string): Promise<void> {
@@ -119,7 +137,13 @@ export async function startServer(o: StartOptions): Promise<RunningServer> {
       },
     });
     const mtls = new MtlsListener(tls, authority, log, config.limits.handshakeTimeoutMs);
-    const ocsp = new OcspResponder({ issuer: ca.issuer, status: (serial) => authority.serialStatus(serial), clock, nextUpdate: () => authority.crls.latest?.nextUpdate });
+    const ocsp = new OcspResponder({
+      issuer: ca.issuer,
+      status: (serial) => authority.serialStatus(serial),
+      clock,
+      nextUpdate: () => authority.crls.latest?.nextUpdate,
+      delegate: config.ocspSigner === 'delegated' ? loadOcspDelegate(certs, ca, clock()) : undefined,
+    });
     const pub = config.httpPort !== 0 ? new PublicListener({ authority, ocsp, caDer: ca.cert.cert.der, log, limits: config.limits }) : undefined;
     const apiPort = await api.listen(config.port, config.listen);
     let mtlsPort: number;

@@ -252,3 +252,40 @@ describe('OCSP on the public listener (RFC 6960), with openssl ocsp as the clien
     assert.equal(wrongType.stdout.toString(), '415');
   });
 });
+
+describe('a delegated OCSP responder (ocsp_signer = "delegated")', () => {
+  it('setup-ocsp makes it; responses are signed by it, carry it, and verify under the CA', async () => {
+    const http = await freePort();
+    const s = await startServer({
+      args: ['--http-port', String(http)],
+      toml: 'ocsp_signer = "delegated"',
+      prepare: (dir) => {
+        const r = liteboot(['setup-ocsp', '--days', '7'], { cwd: dir });
+        assert.equal(r.code, 0, r.stderr);
+        assert.match(r.stdout, /wrote .*\/certs\/OCSP\.key\nwrote .*\/certs\/OCSP\.crt\n/);
+      },
+    });
+    try {
+      const text = openssl(['x509', '-in', join(s.dir, 'certs', 'OCSP.crt'), '-noout', '-text']).stdout;
+      assert.match(text, /X509v3 Extended Key Usage: \n\s+OCSP Signing\n/);
+      assert.match(text, /OCSP No Check/);
+      const c = await enrol(s);
+      writeFileSync(join(s.dir, 'd.crt'), c.pem);
+      const ca = join(s.dir, 'certs', 'CA.crt');
+      const r = openssl(['ocsp', '-issuer', ca, '-CAfile', ca, '-cert', join(s.dir, 'd.crt'), '-url', `http://127.0.0.1:${http}/ocsp`, '-nonce', '-resp_text']);
+      assert.match(r.stdout + r.stderr, /Response verify OK/);
+      assert.match(r.stdout, /d\.crt: good\n/);
+      assert.match(r.stdout, /Certificate:\n[\s\S]*Subject: O=Linaro, LTD, CN=liteboot OCSP responder\n/);
+      const again = liteboot(['setup-ocsp'], { cwd: s.dir });
+      assert.equal(again.code, 1);
+      assert.match(again.stderr, /^liteboot: refusing to overwrite .*OCSP\.crt, .*OCSP\.key; remove them to make a new responder certificate/);
+    } finally {
+      await s.stop();
+      s.cleanup();
+    }
+  });
+
+  it('refuses to start without the responder files, saying what to run', async () => {
+    await assert.rejects(startServer({ args: ['--http-port', String(await freePort())], toml: 'ocsp_signer = "delegated"' }), /the OCSP responder certificate not found at .*OCSP\.crt; run `liteboot setup-ocsp`/);
+  });
+});

@@ -1,0 +1,28 @@
+import { Option } from 'clipanion';
+import { makeOcspResponder } from '../ca/setup.js';
+import { BaseCommand, positiveInt } from './base.js';
+
+export class SetupOcspCommand extends BaseCommand {
+  static override paths = [['setup-ocsp']];
+  static override usage = BaseCommand.Usage({
+    category: 'Set-up',
+    description: 'create a delegated OCSP responder certificate',
+    details: `
+      Creates \`OCSP.key\` and \`OCSP.crt\` (EKU OCSPSigning and id-pkix-ocsp-nocheck, RFC 6960 §4.2.2.2),
+      signed by the CA, so that OCSP responses are signed without the CA key:
+      \`[server] ocsp_signer = "delegated"\`. With ocsp-nocheck, clients never ask whether the responder
+      itself was revoked, so keep it short-lived (\`--days\`, default 30) and make a new one in time.
+      Works for a CA made by the Go tool too. Refuses to overwrite.
+    `,
+    examples: [
+      ['A responder certificate for 30 days', '$0 setup-ocsp'],
+      ['Renew it', 'rm certs/OCSP.crt certs/OCSP.key && $0 setup-ocsp --days 30'],
+    ],
+  });
+
+  days = Option.String('--days', { description: 'Validity in days (default 30)' });
+
+  protected async run(): Promise<void> {
+    for (const p of await makeOcspResponder({ certs: this.certsDir(), days: positiveInt(this.days, '--days'), now: new Date() })) this.print(`wrote ${p}`);
+  }
+}
