@@ -1,4 +1,6 @@
 import { Builtins, Cli } from 'clipanion';
+import { AuditShowCommand } from './commands/audit/show.js';
+import { AuditVerifyCommand } from './commands/audit/verify.js';
 import { CakeyGetpubCommand } from './commands/cakey/getpub.js';
 import { CertGetCommand } from './commands/cert/get.js';
 import { CertRevokeCommand } from './commands/cert/revoke.js';
@@ -31,6 +33,8 @@ export function makeCli(): Cli {
     UpCommand, ServerStartCommand,
     // devices and certificates
     NewDeviceCommand, DeviceStatusCommand, DeviceRekeyCommand, DeviceListCommand, DeviceRegisterCommand, DeviceAllowCommand, DeviceDisallowCommand, CertStatusCommand, CertGetCommand, CertRevokeCommand, CrlCommand, CloudSettingsCommand,
+    // operations
+    AuditVerifyCommand, AuditShowCommand,
     // tools
     InspectCommand, DecodeCborCommand,
   ];

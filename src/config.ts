@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { hostname as systemHostname } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { parse as parseToml } from 'smol-toml';
 import { LitebootError } from './errors.js';
 
@@ -29,6 +29,8 @@ export interface ServerConfig {
   crlDays: number;
   /** Also write the CRL as PEM here on every change (for a broker's crlfile). */
   crlFile?: string;
+  /** The tamper-evident audit trail (JSON lines); undefined when turned off (`audit_log = ""`). */
+  auditLog?: string;
   /** Who signs OCSP responses: the CA key, or the delegated responder in OCSP.crt/OCSP.key. */
   ocspSigner: 'ca' | 'delegated';
   hubname: string;
@@ -95,6 +97,7 @@ const SERVER_KEYS = {
   crl_days: 'positive',
   crl_file: 'string',
   ocsp_signer: 'string',
+  audit_log: 'string',
   hubname: 'string',
   resourcegroup: 'string',
   mqttport: 'port',
@@ -280,6 +283,8 @@ export function loadServerConfig(o: LoadServerConfigOptions): ServerConfig {
     crlDays: num('crl_days', 7),
     crlFile: values.crl_file !== undefined && values.crl_file !== '' ? resolve(o.cwd, values.crl_file as string) : undefined,
     ocspSigner: str('ocsp_signer', 'ca') as ServerConfig['ocspSigner'],
+    // Default on, beside the database.
+    auditLog: values.audit_log === undefined ? (o.dbPath ? join(dirname(o.dbPath), 'audit.jsonl') : undefined) : values.audit_log === '' ? undefined : resolve(o.cwd, values.audit_log as string),
     hubname: str('hubname', ''),
     resourcegroup: str('resourcegroup', ''),
     mqttport: num('mqttport', 8883),

@@ -4,6 +4,7 @@ import { LitebootError } from '../errors.js';
 import type { CredentialKind, Store } from '../store/types.js';
 import { acceptCsr, type AcceptedRequest, type IssuancePolicy } from './policy.js';
 import type { OcspCertStatus } from '../asn1/ocsp.js';
+import type { AuditSink } from '../audit/audit-log.js';
 import { CrlPublisher } from './crl-publisher.js';
 import { BOOTSTRAP_OU, deviceCertificate, OPERATOR_OU, revocationInfo, validityEnd, type Issuer } from './profiles.js';
 import type { TimestampSerials } from './serial-source.js';
@@ -72,7 +73,12 @@ export interface AuthorityOptions {
   publicUrl?: string;
   /** Refusals an operator should hear about (an enrolment for a bound id with another key). */
   warn?: (message: string) => void;
+  /** The audit trail: every issuance, revocation, credential and allowlist change, durable before the change. */
+  audit?: AuditSink;
 }
+
+/** How a certificate was asked for, for the audit trail. */
+export type IssueVia = 'cr' | 'p10cr' | 'kur' | 'est';
 
 /** RFC 5280 §5.3.1 CRLReason values (7 is unused). */
 const REASONS = new Set([0, 1, 2, 3, 4, 5, 6, 8, 9, 10]);
@@ -113,6 +119,11 @@ export class Authority {
    */
   async recordCredential(kind: CredentialKind, name: string, serial: bigint, der: Uint8Array): Promise<boolean> {
     if (this.knownCredentialsThisProcess.has(serial)) return false;
+    if (await this.o.store.findCredential(serial)) {
+      this.knownCredentialsThisProcess.add(serial);
+      return false;
+    }
+    await this.o.audit?.append({ event: 'credential', serial: serial.toString(), kind, name });
     const fresh = await this.o.store.recordCredential({ serial, kind, name, der, recordedAt: this.o.clock() });
     this.knownCredentialsThisProcess.add(serial);
     return fresh;
@@ -149,26 +160,35 @@ export class Authority {
       : { role: 'bootstrap', cn: peer.cn, serial: peer.serial, label: `bootstrap:${peer.serial}` };
   }
 
-  private async issue(req: AcceptedRequest, caller: Caller, bind = false): Promise<Issued> {
+  private async issue(req: AcceptedRequest, caller: Caller, via: IssueVia, bind = false): Promise<Issued> {
     const notBefore = this.o.clock();
     const serial = this.o.serials.next();
     const keyId = keyIdentifier(req.csr.spki); // once: the certificate's SKI and the store's keyid
+    const notAfter = validityEnd(notBefore, this.o.deviceDays, this.o.issuer.notAfter);
     const der = await deviceCertificate(this.o.issuer, { subject: req.subject, serial, publicKey: req.csr.spki, keyId, notBefore, days: this.o.deviceDays, revocationInfo: this.revocationInfo });
+    // The audit line first: a crash may leave a line for a certificate nobody received, never a
+    // certificate without its line.
+    await this.o.audit?.append({ event: 'issue', serial: serial.toString(), device: req.deviceId, by: caller.label, via, keyId: Buffer.from(keyId).toString('hex'), notAfter: notAfter.toISOString() });
     // Recorded (and fsync'd) before anyone sees it: a certificate handed out is never lost. The
     // key binding is checked by the store atomically with the insert, so two enrolments of one
     // new id with two keys cannot both pass.
-    await this.o.store.recordIssued({
-      deviceId: req.deviceId,
-      name: req.ou,
-      serial,
-      keyId,
-      der,
-      notBefore,
-      notAfter: validityEnd(notBefore, this.o.deviceDays, this.o.issuer.notAfter),
-      issuedBy: caller.label,
-      issuedAt: notBefore,
-      registration: this.o.registration,
-    }, bind ? { at: notBefore } : undefined);
+    try {
+      await this.o.store.recordIssued({
+        deviceId: req.deviceId,
+        name: req.ou,
+        serial,
+        keyId,
+        der,
+        notBefore,
+        notAfter,
+        issuedBy: caller.label,
+        issuedAt: notBefore,
+        registration: this.o.registration,
+      }, bind ? { at: notBefore } : undefined);
+    } catch (e) {
+      await this.o.audit?.append({ event: 'issue-aborted', serial: serial.toString(), device: req.deviceId, why: e instanceof LitebootError ? e.code : 'INTERNAL' }).catch(() => {});
+      throw e;
+    }
     for (const l of this.issueListeners) l(req.deviceId);
     return { der, serial, deviceId: req.deviceId };
   }
@@ -179,15 +199,21 @@ export class Authority {
   }
 
   /** cr and p10cr: a new device certificate for a CSR that passes policy. */
-  async enrol(csrDer: Uint8Array, caller: Caller): Promise<Issued> {
+  async enrol(csrDer: Uint8Array, caller: Caller, via: IssueVia = 'cr'): Promise<Issued> {
     const req = await acceptCsr(csrDer, this.o.policy);
-    if (caller.role !== 'bootstrap') return this.issue(req, caller); // an operator may give an enrolled device a new key
+    if (caller.role !== 'bootstrap') return this.issue(req, caller, via); // an operator may give an enrolled device a new key
     const rules = this.o.enrolment ?? { mode: 'open', allowRebind: false };
     if (rules.mode === 'allowlist' && !(await this.o.store.isAllowed(req.deviceId))) {
       throw new LitebootError('NOT_EXPECTED', `device ${req.deviceId} is not on the enrolment allowlist`);
     }
     try {
-      return await this.issue(req, caller, !rules.allowRebind);
+      if (!rules.allowRebind) {
+        // Refused before signing (cheap, and no audit line for an attempt); the store checks again atomically.
+        const keys = await this.o.store.boundKeyIds(req.deviceId, this.o.clock());
+        const keyId = keyIdentifier(req.csr.spki);
+        if (keys.length > 0 && !keys.some((k) => keyId.equals(k))) throw new LitebootError('DEVICE_BOUND', 'device already enrolled with another key');
+      }
+      return await this.issue(req, caller, via, !rules.allowRebind);
     } catch (e) {
       if (e instanceof LitebootError && e.code === 'DEVICE_BOUND') {
         this.o.warn?.(`refused a bootstrap enrolment (${caller.label}) for ${req.deviceId}: the device is enrolled with another key (a copied bootstrap key? a new key goes through kur or an operator)`);
@@ -206,7 +232,7 @@ export class Authority {
     if (caller.role !== 'device' || req.deviceId.toLowerCase() !== caller.cn.toLowerCase()) {
       throw new LitebootError('FORBIDDEN', `the CSR's CN "${req.deviceId}" is not the CN of your certificate`);
     }
-    return this.issue(req, caller);
+    return this.issue(req, caller, 'kur');
   }
 
   /**
@@ -222,6 +248,8 @@ export class Authority {
     }
     if (caller.role !== 'device' && caller.role !== 'operator') throw new LitebootError('FORBIDDEN', 'this certificate may not revoke');
     const at = this.o.clock();
+    if (!rec.valid) return;
+    await this.o.audit?.append({ event: 'revoke', serial: serial.toString(), kind: 'device', device: rec.deviceId, by: caller.label, reason });
     if (await this.o.store.revoke(serial, reason, at)) await this.published(serial, at, reason);
   }
 
@@ -237,6 +265,8 @@ export class Authority {
     if (!cred) throw new LitebootError('UNKNOWN_SERIAL', 'invalid serial number');
     if (caller.role !== 'operator') throw new LitebootError('FORBIDDEN', 'only an operator may revoke a bootstrap or operator credential');
     const at = this.o.clock();
+    if (!cred.valid) return;
+    await this.o.audit?.append({ event: 'revoke', serial: serial.toString(), kind: cred.kind, name: cred.name, by: caller.label, reason });
     if (await this.o.store.revokeCredential(serial, reason, at)) await this.published(serial, at, reason);
   }
 
@@ -247,6 +277,7 @@ export class Authority {
       if (!id) throw new LitebootError('BAD_UUID', `"${t}" is not a UUID`);
       return id;
     });
+    await this.o.audit?.append({ event: change, devices: canonical, by });
     return change === 'allow' ? this.o.store.allowDevices(canonical, by, this.o.clock()) : this.o.store.disallowDevices(canonical);
   }
 

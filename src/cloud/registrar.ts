@@ -1,4 +1,5 @@
 import { toPem } from '../asn1/pem.js';
+import type { AuditSink } from '../audit/audit-log.js';
 import type { CloudConfig } from '../config.js';
 import type { Logger } from '../log.js';
 import type { Registration, Store } from '../store/types.js';
@@ -11,6 +12,8 @@ export interface RegistrarOptions {
   cfg: CloudConfig;
   log: Logger;
   clock?: () => number;
+  /** Registration outcomes (registered, or given up on) go to the audit trail. */
+  audit?: AuditSink;
 }
 
 /**
@@ -114,6 +117,7 @@ export class Registrar {
           { deviceId, serial: newest.serial, certificatePem: toPem('CERTIFICATE', newest.der), issuedAt: newest.issuedAt ?? newest.notBefore },
           abort.signal,
         );
+        await this.o.audit?.append({ event: 'registration', device: deviceId, outcome: 'registered', provider: this.o.provider.name, attempts: n }).catch((e: Error) => this.o.log.error(`audit: ${e.message}`));
         await this.record(deviceId, { status: 'registered', attempts: n, updatedAt: this.clock() });
         this.o.log.info(`cloud: registered ${deviceId} with ${this.o.provider.name} (attempt ${n})`);
       } catch (e) {
@@ -121,6 +125,9 @@ export class Registrar {
         const err = e instanceof RegistrationError ? e : new RegistrationError((e as Error).message);
         const delay = err.retryAfterMs ?? Math.min(this.o.cfg.retryMaxMs, this.o.cfg.retryMinMs * 2 ** Math.min(n - 1, 30));
         const at = this.clock();
+        if (err.permanent) {
+          await this.o.audit?.append({ event: 'registration', device: deviceId, outcome: 'failed', provider: this.o.provider.name, attempts: n, error: err.message }).catch((e: Error) => this.o.log.error(`audit: ${e.message}`));
+        }
         await this.record(deviceId, { status: err.permanent ? 'failed' : 'pending', attempts: n, lastError: err.message, nextAttemptAt: at + delay, updatedAt: at });
         this.o.log.warn(
           `cloud: registering ${deviceId} with ${this.o.provider.name} failed (attempt ${n}): ${err.message}; ${err.permanent ? 'giving up until an operator retries (liteboot device register)' : `next try in ${(delay / 1000).toFixed(1)} s`}`,

@@ -18,6 +18,7 @@ import { openStore } from '../store/sqljs-store.js';
 import type { Store } from '../store/types.js';
 import { ApiServer, listenError } from './api-server.js';
 import { MtlsListener } from './mtls-listener.js';
+import { AuditLog } from '../audit/audit-log.js';
 import { OcspResponder } from '../ca/ocsp-responder.js';
 import { PublicListener } from './public-listener.js';
 import { tlsOptions } from './tls.js';
@@ -90,7 +91,9 @@ export async function startServer(o: StartOptions): Promise<RunningServer> {
   await assertPortFree(config.port, config.listen, 'REST API');
   await assertPortFree(config.mport, config.listen, 'mTLS listener');
   const store = await openStore({ path: config.dbPath, compactBytes: config.compactBytes, log: (m) => log.info(`store: ${m}`) });
+  let audit: AuditLog | undefined;
   try {
+    audit = config.auditLog ? AuditLog.open(config.auditLog, { clock, log: (m) => log.warn(m) }) : undefined;
     const authority = new Authority({
       store,
       issuer: ca.issuer,
@@ -103,8 +106,9 @@ export async function startServer(o: StartOptions): Promise<RunningServer> {
       crlDays: config.crlDays,
       publicUrl: config.publicUrl || undefined,
       warn: (m) => log.warn(m),
+      audit,
     });
-    const registrar = new Registrar({ store, provider, cfg: config.cloud, log });
+    const registrar = new Registrar({ store, provider, cfg: config.cloud, log, audit });
     authority.onIssued(() => registrar.notifyIssued());
     if (config.crlFile) {
       const file = config.crlFile;
@@ -168,10 +172,12 @@ export async function startServer(o: StartOptions): Promise<RunningServer> {
           await Promise.all([api.stop(10_000), mtls.stop(), pub?.stop()]);
           authority.crls.stop();
           await registrar.stop();
+          await audit?.close();
           await store.close();
         })()),
     };
   } catch (e) {
+    await audit?.close();
     await store.close();
     throw e;
   }

@@ -84,7 +84,7 @@ export const uploadEnrol: Handler = async (ctx, d) => {
   }
   if (blocks.length !== 1) throw new LitebootError('BAD_UPLOAD', UPLOAD_ERRORS.notOneBlock);
   if (blocks[0]!.label !== 'CERTIFICATE REQUEST') throw new LitebootError('BAD_UPLOAD', UPLOAD_ERRORS.notCsr);
-  const issued = await d.authority.enrol(blocks[0]!.der, ctx.caller);
+  const issued = await d.authority.enrol(blocks[0]!.der, ctx.caller, 'p10cr');
   return {
     status: 200,
     contentType: 'application/x-pem-file',

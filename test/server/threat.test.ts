@@ -58,7 +58,7 @@ function curlAsync(s: TestServer, who: string, csr: Uint8Array): Promise<number>
       '--resolve', `localhost:${s.port}:127.0.0.1`, ...json(csr), `https://localhost:${s.port}/api/v1/cr`]);
     let out = '';
     c.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    c.on('exit', () => resolve(Number(out || 0)));
+    c.on('close', () => resolve(Number(out || 0))); // 'close': stdout is fully read
   });
 }
 

@@ -1,0 +1,249 @@
+import { createHash } from 'node:crypto';
+import { closeSync, fdatasync, fstatSync, ftruncateSync, openSync, readdirSync, readFileSync, renameSync, write } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { LitebootError } from '../errors.js';
+
+/**
+ * The audit trail: one JSON line per event an operator may have to answer for (who issued this
+ * certificate, who revoked it, which credential was made, ...). Each line carries the SHA-256 of
+ * the line before it (`prev`) and of itself (`hash`), so `verifyAudit` finds a line that was
+ * edited, removed or reordered. Lines are fdatasync'd before `append` resolves; concurrent
+ * appends share one write and one fdatasync.
+ *
+ * One process writes a log file (several servers need one file each).
+ */
+export type AuditValue = string | number | boolean | null | readonly string[];
+export type AuditEvent = { event: string } & Record<string, AuditValue>;
+
+/** Where the authority and the registrar write their audit trail; resolves once the line is durable. */
+export interface AuditSink {
+  append(event: AuditEvent): Promise<void>;
+}
+
+export interface AuditRecord {
+  seq: number;
+  time: string;
+  event: string;
+  [field: string]: AuditValue;
+}
+
+const GENESIS = '0'.repeat(64);
+
+/** The hash of a line: its `prev` and every field but `hash`, in the order written. */
+function lineHash(rec: Record<string, unknown>): string {
+  const { hash: _omit, ...rest } = rec;
+  void _omit;
+  return createHash('sha256').update(JSON.stringify(rest)).digest('hex');
+}
+
+/** Rotated files are `<name>.<first seq, 12 digits>`; the live one is `<name>`. */
+export function auditFiles(path: string): string[] {
+  const dir = dirname(path);
+  const prefix = basename(path) + '.';
+  let names: string[] = [];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return [path];
+  }
+  const rotated = names.filter((n) => n.startsWith(prefix) && /^\d{12}$/.test(n.slice(prefix.length))).sort();
+  return [...rotated.map((n) => join(dir, n)), path];
+}
+
+interface Pending {
+  line: string;
+  resolve: () => void;
+  reject: (e: Error) => void;
+}
+
+export class AuditLog implements AuditSink {
+  private fd: number;
+  private bytes: number;
+  private seq: number;
+  private prev: string;
+  private queue: Pending[] = [];
+  private flushing = false;
+  private scheduled = false;
+  private failed: Error | undefined;
+
+  private constructor(
+    private readonly path: string,
+    fd: number,
+    bytes: number,
+    seq: number,
+    prev: string,
+    private readonly rotateBytes: number,
+    private readonly clock: () => Date,
+  ) {
+    this.fd = fd;
+    this.bytes = bytes;
+    this.seq = seq;
+    this.prev = prev;
+  }
+
+  /**
+   * Opens (or creates, 0600) the log and finds where the chain stands. A last line torn by a crash
+   * (no newline) is cut off and reported through `log`; it was never acknowledged.
+   */
+  static open(path: string, o: { rotateBytes?: number; clock?: () => Date; log?: (m: string) => void } = {}): AuditLog {
+    let fd: number;
+    try {
+      fd = openSync(path, 'a+', 0o600);
+    } catch (e) {
+      throw new LitebootError('FILE_UNREADABLE', `cannot open the audit log ${path}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`, { cause: e });
+    }
+    const data = readFileSync(path);
+    let end = data.length;
+    if (end > 0 && data[end - 1] !== 0x0a) {
+      end = data.lastIndexOf(0x0a) + 1;
+      ftruncateSync(fd, end);
+      o.log?.(`audit: cut off a last line torn by a crash (${data.length - end} bytes) in ${path}`);
+    }
+    let seq = 0;
+    let prev = GENESIS;
+    const lastLine = data.subarray(0, end).toString('utf8').trimEnd().split('\n').pop();
+    const source = lastLine ? lastLine : lastOfRotated(path);
+    if (source) {
+      try {
+        const rec = JSON.parse(source) as { seq: number; hash: string };
+        seq = rec.seq;
+        prev = rec.hash;
+      } catch {
+        closeSync(fd);
+        throw new LitebootError('FILE_UNREADABLE', `the audit log ${path} ends in a line that is not JSON; check it with \`liteboot audit verify\``);
+      }
+    }
+    return new AuditLog(path, fd, fstatSync(fd).size, seq, prev, o.rotateBytes ?? 64 * 1024 * 1024, o.clock ?? (() => new Date()));
+  }
+
+  /** Appends one event; resolves once it is on disk. */
+  append(e: AuditEvent): Promise<void> {
+    if (this.failed) return Promise.reject(this.failed);
+    const rec: Record<string, unknown> = { seq: ++this.seq, time: this.clock().toISOString(), ...e, prev: this.prev };
+    rec.hash = lineHash(rec);
+    this.prev = rec.hash as string;
+    const line = JSON.stringify(rec) + '\n';
+    return new Promise((resolve, reject) => {
+      this.queue.push({ line, resolve, reject });
+      if (!this.scheduled && !this.flushing) {
+        this.scheduled = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  private flush(): void {
+    this.scheduled = false;
+    if (this.flushing || this.queue.length === 0) return;
+    this.flushing = true;
+    const batch = this.queue;
+    this.queue = [];
+    const buf = Buffer.from(batch.map((p) => p.line).join(''));
+    const done = (err: Error | null) => {
+      this.flushing = false;
+      if (err) {
+        this.failed = new LitebootError('DB_IO', `cannot write the audit log ${this.path}: ${(err as NodeJS.ErrnoException).code ?? err.message}`, { cause: err });
+        for (const p of [...batch, ...this.queue.splice(0)]) p.reject(this.failed);
+        return;
+      }
+      this.bytes += buf.length;
+      for (const p of batch) p.resolve();
+      if (this.bytes >= this.rotateBytes) this.rotate();
+      if (this.queue.length > 0) this.flush();
+    };
+    write(this.fd, buf, 0, buf.length, null, (err) => (err ? done(err) : fdatasync(this.fd, (e) => done(e))));
+  }
+
+  /** Moves the full file aside as `<name>.<its first seq>`; the chain goes on in a new file. */
+  private rotate(): void {
+    try {
+      const first = (JSON.parse(readFileSync(this.path, 'utf8').split('\n', 1)[0]!) as { seq: number }).seq;
+      renameSync(this.path, `${this.path}.${String(first).padStart(12, '0')}`);
+      closeSync(this.fd);
+      this.fd = openSync(this.path, 'a+', 0o600);
+      this.bytes = 0;
+    } catch (e) {
+      this.failed = new LitebootError('DB_IO', `cannot rotate the audit log ${this.path}: ${(e as Error).message}`, { cause: e });
+    }
+  }
+
+  /** Waits for what is queued, then closes the file. */
+  async close(): Promise<void> {
+    while (this.flushing || this.queue.length > 0) {
+      await new Promise((r) => setImmediate(r));
+      if (!this.flushing && this.queue.length > 0) this.flush();
+    }
+    closeSync(this.fd);
+  }
+}
+
+function lastOfRotated(path: string): string | undefined {
+  const files = auditFiles(path);
+  const older = files[files.length - 2];
+  if (!older) return undefined;
+  return readFileSync(older, 'utf8').trimEnd().split('\n').pop() || undefined;
+}
+
+export interface AuditVerdict {
+  ok: boolean;
+  lines: number;
+  files: string[];
+  /** The first line that does not hold: its file, 1-based line number, and why. */
+  bad?: { file: string; line: number; why: string };
+}
+
+/** Checks the chain through every file of a log (rotated ones first). */
+export function verifyAudit(path: string): AuditVerdict {
+  const files = auditFiles(path);
+  let prev = GENESIS;
+  let seq = 0;
+  let lines = 0;
+  for (const file of files) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (e) {
+      throw new LitebootError('FILE_MISSING', `cannot read the audit log ${file}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : 'not readable'}`);
+    }
+    const rows = text.split('\n');
+    if (rows[rows.length - 1] === '') rows.pop();
+    for (let i = 0; i < rows.length; i++) {
+      const bad = (why: string): AuditVerdict => ({ ok: false, lines, files, bad: { file, line: i + 1, why } });
+      let rec: Record<string, unknown>;
+      try {
+        rec = JSON.parse(rows[i]!) as Record<string, unknown>;
+      } catch {
+        return bad('not a JSON line');
+      }
+      if (rec.hash !== lineHash(rec)) return bad('its contents do not match its hash: the line was edited');
+      if (rec.seq !== seq + 1) return bad(`sequence ${String(rec.seq)} follows ${seq}: lines were removed or reordered`);
+      if (rec.prev !== prev) return bad('it does not follow the line before it: lines were removed, reordered or replaced');
+      prev = rec.hash as string;
+      seq = rec.seq as number;
+      lines++;
+    }
+  }
+  return { ok: true, lines, files };
+}
+
+/** Every record of a log, oldest first, for `audit show`. */
+export function readAudit(path: string): AuditRecord[] {
+  const out: AuditRecord[] = [];
+  for (const file of auditFiles(path)) {
+    let text = '';
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const row of text.split('\n')) {
+      if (!row) continue;
+      try {
+        out.push(JSON.parse(row) as AuditRecord);
+      } catch {
+        /* verify reports it */
+      }
+    }
+  }
+  return out;
+}
