@@ -7,6 +7,7 @@ import { CertRevokeCommand } from './commands/cert/revoke.js';
 import { CertStatusCommand } from './commands/cert/status.js';
 import { CloudSettingsCommand } from './commands/cloud/settings.js';
 import { CrlCommand } from './commands/crl.js';
+import { DbBackupCommand } from './commands/db/backup.js';
 import { DecodeCborCommand } from './commands/decode-cbor.js';
 import { DeviceAllowCommand, DeviceDisallowCommand } from './commands/device/allow.js';
 import { DeviceListCommand } from './commands/device/list.js';
@@ -34,7 +35,7 @@ export function makeCli(): Cli {
     // devices and certificates
     NewDeviceCommand, DeviceStatusCommand, DeviceRekeyCommand, DeviceListCommand, DeviceRegisterCommand, DeviceAllowCommand, DeviceDisallowCommand, CertStatusCommand, CertGetCommand, CertRevokeCommand, CrlCommand, CloudSettingsCommand,
     // operations
-    AuditVerifyCommand, AuditShowCommand,
+    AuditVerifyCommand, AuditShowCommand, DbBackupCommand,
     // tools
     InspectCommand, DecodeCborCommand,
   ];

@@ -572,6 +572,29 @@ export class SqlJsStore implements Store {
     this.compact().catch((e: Error) => this.log(`compaction failed, will retry: ${e.message}`));
   }
 
+  /**
+   * Writes a consistent copy of the database as it stands (the journal applied) to `path`: a
+   * plain SQLite file, 0600, written aside and renamed. Works on a read-only store beside a
+   * running server.
+   */
+  backupTo(path: string): { bytes: number; certificates: number } {
+    this.endTransaction();
+    const bytes = this.db.export();
+    SqlJsStore.tune(this.db); // export() reopens the database and resets pragmas
+    const tmp = `${path}.tmp-${process.pid}`;
+    const fd = openSync(tmp, 'w', 0o600);
+    try {
+      writeSync(fd, bytes);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, path);
+    fsyncDir(dirname(path));
+    const c = this.one('SELECT count(*) FROM certs', []);
+    return { bytes: bytes.length, certificates: Number(c?.[0] ?? 0) };
+  }
+
   /** Folds the journal into a new snapshot now (also used by tests and the crash harness). */
   compact(): Promise<void> {
     if (!this.journal) return Promise.resolve();
