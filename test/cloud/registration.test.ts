@@ -295,7 +295,7 @@ describe('azure: the IoT Hub registry REST API', () => {
         return `${f} ${createHash('sha256').update(readFileSync(f)).digest('hex')}`;
       }).sort();
       const before = snapshot();
-      const r = liteboot(['server', 'start', '--hostname', 'localhost', '-p', '0', '-m', '0', '--listen', '127.0.0.1'], { cwd: t.dir });
+      const r = liteboot(['server', 'start', '--hostname', 'localhost', '-p', '0', '-m', '0', '--http-port', '0', '--listen', '127.0.0.1'], { cwd: t.dir });
       assert.equal(r.code, 1);
       assert.match(r.stderr, /connection string needs HostName, SharedAccessKeyName and SharedAccessKey/);
       assert.equal(r.stderr.trim().split('\n').length, 1, 'one line, no stack');
