@@ -1,4 +1,4 @@
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, fchmodSync, fsyncSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { KeyObject } from 'node:crypto';
 import { parseCertificate, type ParsedCertificate } from '../asn1/certificate.js';
@@ -99,6 +99,59 @@ export class CertsDir {
     };
   }
 
+  /**
+   * The bootstrap and operator certificates here (`BOOTSTRAP*.crt`, `OPERATOR-*.crt`), for the
+   * names no device may take. A file that does not parse is skipped: it names no one.
+   */
+  credentialCertificates(): LoadedCertificate[] {
+    let names: string[];
+    try {
+      names = readdirSync(this.dir);
+    } catch {
+      return [];
+    }
+    const out: LoadedCertificate[] = [];
+    for (const n of names.filter((n) => /^(BOOTSTRAP.*|OPERATOR-.*)\.crt$/.test(n)).sort()) {
+      try {
+        out.push(this.loadCertificate(n, 'a credential', ''));
+      } catch {
+        /* not a certificate: nothing to reserve */
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Refuses to serve with a CA key others could read or swap: CA.key must be a regular file
+   * (not a symbolic link) with no group or other permissions, and the directory (which holds
+   * CA.crt, the trust anchor for client certificates) must not be writable by group or others.
+   * Each refusal says the command that fixes it.
+   */
+  checkPermissions(): void {
+    let dir;
+    try {
+      dir = statSync(this.dir);
+    } catch {
+      return; // missing: loadCa says so, with its hint
+    }
+    if (dir.mode & 0o022) {
+      throw new LitebootError('FILE_INSECURE', `${this.dir} is writable by ${who(dir.mode, 0o020, 0o002)} (mode ${octal(dir.mode)}), so anyone could replace CA.crt; run \`chmod go-w ${this.dir}\``);
+    }
+    const keyPath = this.path(FILES.caKey);
+    let key;
+    try {
+      key = lstatSync(keyPath);
+    } catch {
+      return; // missing: loadCa says so, with its hint
+    }
+    if (key.isSymbolicLink()) {
+      throw new LitebootError('FILE_INSECURE', `${keyPath} is a symbolic link; the CA key must be a regular file here: run \`cp --remove-destination "$(readlink -f ${keyPath})" ${keyPath} && chmod 600 ${keyPath}\``);
+    }
+    if (key.mode & 0o077) {
+      throw new LitebootError('FILE_INSECURE', `${keyPath} is open to ${who(key.mode, 0o070, 0o007)} (mode ${octal(key.mode)}); run \`chmod 600 ${keyPath}\``);
+    }
+  }
+
   /** Names of the given files that already exist. */
   existing(names: readonly string[]): string[] {
     return names.filter((n) => this.has(n));
@@ -114,7 +167,8 @@ export class CertsDir {
       throw new LitebootError('FILE_EXISTS', `refusing to overwrite ${clash.map((n) => this.path(n)).join(', ')}; remove ${clash.length > 1 ? 'them' : 'it'} first if you really mean to replace ${clash.length > 1 ? 'them' : 'it'}`);
     }
     try {
-      mkdirSync(this.dir, { recursive: true });
+      // 0700 whatever the umask: whoever can write here can replace CA.crt, the trust anchor.
+      if (mkdirSync(this.dir, { recursive: true, mode: 0o700 }) !== undefined) chmodSync(this.dir, 0o700);
     } catch (e) {
       throw new LitebootError('FILE_UNREADABLE', `cannot create ${this.dir}: ${(e as Error).message}`, { cause: e });
     }
@@ -125,6 +179,7 @@ export class CertsDir {
         const fd = openSync(p, 'wx', f.mode); // O_EXCL: never clobber a file that appeared meanwhile
         written.push(p);
         try {
+          fchmodSync(fd, f.mode); // the umask applies to open's mode; keys are 0600 whatever it is
           const data = typeof f.data === 'string' ? Buffer.from(f.data) : f.data;
           writeSync(fd, data);
           fsyncSync(fd);
@@ -153,4 +208,12 @@ export class CertsDir {
     }
     return written;
   }
+}
+
+function octal(mode: number): string {
+  return (mode & 0o777).toString(8).padStart(4, '0');
+}
+
+function who(mode: number, group: number, other: number): string {
+  return [mode & group ? 'group' : '', mode & other ? 'others' : ''].filter(Boolean).join(' and ');
 }
