@@ -122,8 +122,8 @@ export class CertsDir {
   }
 
   /**
-   * Refuses to serve with a CA key others could read or swap: CA.key must be a regular file
-   * (not a symbolic link) with no group or other permissions, and the directory (which holds
+   * Refuses to serve with a key others could read or swap: CA.key and SERVER.key must be regular
+   * files (not symbolic links) with no group or other permissions, and the directory (which holds
    * CA.crt, the trust anchor for client certificates) must not be writable by group or others.
    * Each refusal says the command that fixes it.
    */
@@ -137,18 +137,21 @@ export class CertsDir {
     if (dir.mode & 0o022) {
       throw new LitebootError('FILE_INSECURE', `${this.dir} is writable by ${who(dir.mode, 0o020, 0o002)} (mode ${octal(dir.mode)}), so anyone could replace CA.crt; run \`chmod go-w ${this.dir}\``);
     }
-    const keyPath = this.path(FILES.caKey);
-    let key;
-    try {
-      key = lstatSync(keyPath);
-    } catch {
-      return; // missing: loadCa says so, with its hint
-    }
-    if (key.isSymbolicLink()) {
-      throw new LitebootError('FILE_INSECURE', `${keyPath} is a symbolic link; the CA key must be a regular file here: run \`cp --remove-destination "$(readlink -f ${keyPath})" ${keyPath} && chmod 600 ${keyPath}\``);
-    }
-    if (key.mode & 0o077) {
-      throw new LitebootError('FILE_INSECURE', `${keyPath} is open to ${who(key.mode, 0o070, 0o007)} (mode ${octal(key.mode)}); run \`chmod 600 ${keyPath}\``);
+    // SERVER.key too: with it, anyone could pose as this server to every device that enrols.
+    for (const [name, what] of [[FILES.caKey, 'the CA key'], [FILES.serverKey, 'the server key']] as const) {
+      const keyPath = this.path(name);
+      let key;
+      try {
+        key = lstatSync(keyPath);
+      } catch {
+        continue; // missing: loading it says so, with a hint
+      }
+      if (key.isSymbolicLink()) {
+        throw new LitebootError('FILE_INSECURE', `${keyPath} is a symbolic link; ${what} must be a regular file here: run \`cp --remove-destination "$(readlink -f ${keyPath})" ${keyPath} && chmod 600 ${keyPath}\``);
+      }
+      if (key.mode & 0o077) {
+        throw new LitebootError('FILE_INSECURE', `${keyPath} is open to ${who(key.mode, 0o070, 0o007)} (mode ${octal(key.mode)}); run \`chmod 600 ${keyPath}\``);
+      }
     }
   }
 

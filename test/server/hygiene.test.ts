@@ -210,7 +210,7 @@ describe('files under umask 000', () => {
     for (const f of readdirSync(t.dir).filter((f) => f.startsWith('CADB.db'))) assert.equal(mode(join(t.dir, f)).toString(8), '600', f);
   });
 
-  test('the server refuses to start with a CA key others can read, a linked CA key, or certs/ others can write', () => {
+  test('the server refuses to start with a CA or server key others can read, a linked CA key, or certs/ others can write', () => {
     const certs = join(t.dir, 'certs');
     const key = join(certs, 'CA.key');
     const refuse = (why: RegExp) => {
@@ -226,6 +226,9 @@ describe('files under umask 000', () => {
     chmodSync(key, 0o640);
     refuse(/is open to group \(mode 0640\); run `chmod 600 /);
     chmodSync(key, 0o600);
+    chmodSync(join(certs, 'SERVER.key'), 0o604);
+    refuse(/SERVER\.key is open to others \(mode 0604\); run `chmod 600 .*SERVER\.key`$/m);
+    chmodSync(join(certs, 'SERVER.key'), 0o600);
     renameSync(key, join(t.dir, 'CA.key.real'));
     symlinkSync(join(t.dir, 'CA.key.real'), key);
     refuse(/CA\.key is a symbolic link; .*run `cp --remove-destination/);
