@@ -159,6 +159,29 @@ describe('subject hygiene and log escaping against the real server', () => {
   }
 });
 
+describe('the logger', () => {
+  // Node's HTTP parser answers 400 to a request line with CR, LF or any byte above 0x7e before a
+  // handler sees it, so a path reaches the log only through code: check the logger itself.
+  test('a path, a caller or a message with line breaks and invisible characters is one line', async () => {
+    let text = '';
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, cb) {
+        text += chunk.toString();
+        cb();
+      },
+    });
+    const log = streamLogger(sink, () => new Date('2026-12-01T12:00:00Z'));
+    log.request({ method: 'GET', path: `/api/v1/ds/x\r\n${FORGED}`, status: 400, ms: 1, who: `unknown:a\nb\u2028c\u0085d\u200be\u202ef\0g\x7fh`, code: 'BAD_UUID' });
+    log.error(`boom\n    at forged (x.js:1:1)\r\n${FORGED}`);
+    log.flush();
+    assert.equal(
+      text,
+      `2026-12-01T12:00:00.000Z GET /api/v1/ds/x\\r\\n${FORGED} 400 1.0ms by=unknown:a\\nb\\u2028c\\x85d\\u200be\\u202ef\\x00g\\x7fh code=BAD_UUID\n` +
+        `2026-12-01T12:00:00.000Z ERROR boom\\n    at forged (x.js:1:1)\\r\\n${FORGED}\n`,
+    );
+  });
+});
+
 /** Runs the CLI with umask 000, as a careless shell would. */
 function umask000(cwd: string, args: string[], timeout = 60_000) {
   return spawnSync('sh', ['-c', 'umask 000; exec "$0" "$@"', process.execPath, BIN, ...args], { cwd, encoding: 'utf8', env: { ...process.env, CAHOSTNAME: '' }, timeout });
