@@ -136,7 +136,7 @@ export class SqlJsStore implements Store {
       try {
         chmodSync(path, DB_FILE_MODE); // one made by the Go server, or under an old umask, was 0644
       } catch {
-        /* not ours to change: the snapshot written below replaces it with a 0600 file */
+        /* not ours to change: the next snapshot replaces it with a 0600 file */
       }
       db = SqlJsStore.load(SQL, path);
       const version = schemaVersion(db, path);
