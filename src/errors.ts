@@ -9,6 +9,7 @@ export type ErrorCode =
   | 'FILE_EXISTS'
   | 'FILE_MISSING'
   | 'FILE_UNREADABLE'
+  | 'FILE_INSECURE'
   | 'BAD_CONFIG'
   | 'BAD_KEY'
   | 'KEY_MISMATCH'

@@ -80,7 +80,12 @@ export async function parseCsr(der: Uint8Array): Promise<ParsedCsr> {
   const sigBits = content(der, sigT);
   if (sigBits.length < 2 || sigBits[0] !== 0) throw new LitebootError('BAD_CSR', 'the CSR signature is not a whole number of bytes');
 
-  const publicKey = publicKeyFromSpki(spki);
+  let publicKey: KeyObject;
+  try {
+    publicKey = publicKeyFromSpki(spki);
+  } catch (e) {
+    throw new LitebootError('BAD_CSR', 'its public key does not parse', { cause: e });
+  }
   const infoDer = raw(der, infoT);
   return {
     der: Buffer.from(der),

@@ -81,7 +81,8 @@ export function publicKeyFromSpki(der: Uint8Array): KeyObject {
     }
     return createPublicKey({ key: Buffer.from(buf), format: 'der', type: 'spki' });
   } catch (e) {
-    throw new LitebootError('UNSUPPORTED_KEY', `the public key is not one liteboot can use (${(e as Error).message})`, { cause: e });
+    // OpenSSL's text (`error:03000072:...`) stays in the cause, for the log: it is no message for a client.
+    throw new LitebootError('UNSUPPORTED_KEY', 'the public key does not parse, or is of a type liteboot does not know', { cause: e });
   }
 }
 

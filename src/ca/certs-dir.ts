@@ -1,5 +1,5 @@
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
-import { join } from 'node:path';
+import { chmodSync, closeSync, existsSync, fchmodSync, fsyncSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import type { KeyObject } from 'node:crypto';
 import { certificateSignedBy, parseCertificate, type ParsedCertificate } from '../asn1/certificate.js';
 import { keyIdentifier } from '../asn1/extensions.js';
@@ -111,6 +111,62 @@ export class CertsDir {
     };
   }
 
+  /**
+   * The bootstrap and operator certificates here (`BOOTSTRAP*.crt`, `OPERATOR-*.crt`), for the
+   * names no device may take. A file that does not parse is skipped: it names no one.
+   */
+  credentialCertificates(): LoadedCertificate[] {
+    let names: string[];
+    try {
+      names = readdirSync(this.dir);
+    } catch {
+      return [];
+    }
+    const out: LoadedCertificate[] = [];
+    for (const n of names.filter((n) => /^(BOOTSTRAP.*|OPERATOR-.*)\.crt$/.test(n)).sort()) {
+      try {
+        out.push(this.loadCertificate(n, 'a credential', ''));
+      } catch {
+        /* not a certificate: nothing to reserve */
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Refuses to serve with a key others could read or swap: CA.key and SERVER.key must be regular
+   * files (not symbolic links) with no group or other permissions, and the directory (which holds
+   * CA.crt, the trust anchor for client certificates) must not be writable by group or others.
+   * Each refusal says the command that fixes it.
+   */
+  checkPermissions(): void {
+    let dir;
+    try {
+      dir = statSync(this.dir);
+    } catch {
+      return; // missing: loadCa says so, with its hint
+    }
+    if (dir.mode & 0o022) {
+      throw new LitebootError('FILE_INSECURE', `${this.dir} is writable by ${who(dir.mode, 0o020, 0o002)} (mode ${octal(dir.mode)}), so anyone could replace CA.crt; run \`chmod go-w ${this.dir}\``);
+    }
+    // SERVER.key too: with it, anyone could pose as this server to every device that enrols.
+    for (const [name, what] of [[FILES.caKey, 'the CA key'], [FILES.serverKey, 'the server key']] as const) {
+      const keyPath = this.path(name);
+      let key;
+      try {
+        key = lstatSync(keyPath);
+      } catch {
+        continue; // missing: loading it says so, with a hint
+      }
+      if (key.isSymbolicLink()) {
+        throw new LitebootError('FILE_INSECURE', `${keyPath} is a symbolic link; ${what} must be a regular file here: run \`cp --remove-destination "$(readlink -f ${keyPath})" ${keyPath} && chmod 600 ${keyPath}\``);
+      }
+      if (key.mode & 0o077) {
+        throw new LitebootError('FILE_INSECURE', `${keyPath} is open to ${who(key.mode, 0o070, 0o007)} (mode ${octal(key.mode)}); run \`chmod 600 ${keyPath}\``);
+      }
+    }
+  }
+
   /** Names of the given files that already exist. */
   existing(names: readonly string[]): string[] {
     return names.filter((n) => this.has(n));
@@ -126,7 +182,8 @@ export class CertsDir {
       throw new LitebootError('FILE_EXISTS', `refusing to overwrite ${clash.map((n) => this.path(n)).join(', ')}; remove ${clash.length > 1 ? 'them' : 'it'} first if you really mean to replace ${clash.length > 1 ? 'them' : 'it'}`);
     }
     try {
-      mkdirSync(this.dir, { recursive: true });
+      // 0700 whatever the umask: whoever can write here can replace CA.crt, the trust anchor.
+      if (mkdirSync(this.dir, { recursive: true, mode: 0o700 }) !== undefined) chmodSync(this.dir, 0o700);
     } catch (e) {
       throw new LitebootError('FILE_UNREADABLE', `cannot create ${this.dir}: ${(e as Error).message}`, { cause: e });
     }
@@ -137,6 +194,7 @@ export class CertsDir {
         const fd = openSync(p, 'wx', f.mode); // O_EXCL: never clobber a file that appeared meanwhile
         written.push(p);
         try {
+          fchmodSync(fd, f.mode); // the umask applies to open's mode; keys are 0600 whatever it is
           const data = typeof f.data === 'string' ? Buffer.from(f.data) : f.data;
           writeSync(fd, data);
           fsyncSync(fd);
@@ -172,26 +230,23 @@ export class CertsDir {
    * are skipped: they could not pass TLS either.
    */
   credentials(ca: CaMaterial): CredentialFile[] {
-    let names: string[];
-    try {
-      names = readdirSync(this.dir);
-    } catch {
-      return [];
-    }
     const found: CredentialFile[] = [];
-    for (const file of names.filter((n) => /^(BOOTSTRAP.*|OPERATOR-.+)\.crt$/.test(n)).sort()) {
-      try {
-        const { cert } = this.loadCertificate(file, 'a credential', '');
-        if (!certificateSignedBy(cert.der, ca.cert.cert.publicKey)) continue;
-        const ous = cert.subject.filter((a) => a.type === OID.organizationalUnitName).map((a) => a.value);
-        const kind = ous.includes(OPERATOR_OU) ? 'operator' : ous.includes(BOOTSTRAP_OU) ? 'bootstrap' : undefined;
-        if (!kind) continue;
-        const name = cert.subject.find((a) => a.type === OID.commonName)?.value ?? file;
-        found.push({ file, kind, name, serial: cert.serial, der: cert.der });
-      } catch {
-        /* not a certificate we can use */
-      }
+    for (const { path, cert } of this.credentialCertificates()) {
+      if (!certificateSignedBy(cert.der, ca.cert.cert.publicKey)) continue;
+      const ous = cert.subject.filter((a) => a.type === OID.organizationalUnitName).map((a) => a.value);
+      const kind = ous.includes(OPERATOR_OU) ? 'operator' : ous.includes(BOOTSTRAP_OU) ? 'bootstrap' : undefined;
+      if (!kind) continue;
+      const name = cert.subject.find((a) => a.type === OID.commonName)?.value ?? basename(path);
+      found.push({ file: basename(path), kind, name, serial: cert.serial, der: cert.der });
     }
     return found;
   }
+}
+
+function octal(mode: number): string {
+  return (mode & 0o777).toString(8).padStart(4, '0');
+}
+
+function who(mode: number, group: number, other: number): string {
+  return [mode & group ? 'group' : '', mode & other ? 'others' : ''].filter(Boolean).join(' and ');
 }

@@ -1,6 +1,6 @@
 import { parseCsr, type ParsedCsr } from '../asn1/csr.js';
 import { describeKey } from '../asn1/keys.js';
-import { formatName, type NameAttribute } from '../asn1/name.js';
+import { formatName, shortName, type DistinguishedName, type NameAttribute } from '../asn1/name.js';
 import { OID } from '../asn1/oids.js';
 import { LitebootError } from '../errors.js';
 import { BOOTSTRAP_OU, OPERATOR_OU } from './profiles.js';
@@ -9,6 +9,19 @@ import { canonicalUuid } from './uuid.js';
 export interface IssuancePolicy {
   /** CN must be a UUID (default true; `[server] require_uuid = false` relaxes it). */
   requireUuid: boolean;
+  /**
+   * Subjects no device may have, whatever `requireUuid` says: the CA's (a device certificate
+   * with issuer = subject passes `openssl verify` as if self-issued), the server's, and every
+   * bootstrap and operator credential's. Make them with {@link reservedSubject}.
+   */
+  reservedSubjects?: readonly ReservedSubject[];
+}
+
+/** A subject in canonical form (see {@link subjectKey}) and what it belongs to, for the message. */
+export interface ReservedSubject {
+  /** e.g. "the CA certificate's". */
+  what: string;
+  key: string;
 }
 
 /** A CSR that passed policy: who the device is and what goes into its certificate. */
@@ -22,11 +35,94 @@ export interface AcceptedRequest {
   ou: string;
 }
 
-const RESERVED_OUS = [BOOTSTRAP_OU, OPERATOR_OU].map((o) => o.toLowerCase());
 const MAX_CN = 64; // RFC 5280 Appendix A ub-common-name
 
 function refuse(code: 'BAD_CSR_SIGNATURE' | 'UNSUPPORTED_KEY' | 'BAD_SUBJECT', why: string): never {
   throw new LitebootError(code, `CSR refused: ${why}`);
+}
+
+/** `U+200B`: how a refused character is named in messages (never the character itself). */
+export function codePointName(cp: number): string {
+  return `U+${cp.toString(16).toUpperCase().padStart(4, '0')}`;
+}
+
+/**
+ * Why a code point may not appear in a subject value, or undefined if it may. Control
+ * characters (C0, DEL, C1) forge lines in logs and truncate C strings; format characters
+ * (Unicode category Cf: zero-width, BIDI overrides, ...) make two different names look the
+ * same; non-characters (Unicode §23.7) and lone surrogates are not text; U+FFFD is what a
+ * decoder leaves of bytes that were not valid UTF-8.
+ */
+export function refusedCharacter(cp: number): string | undefined {
+  if (cp <= 0x1f || (cp >= 0x7f && cp <= 0x9f)) return 'a control character';
+  if (cp >= 0xd800 && cp <= 0xdfff) return 'a lone surrogate';
+  if ((cp >= 0xfdd0 && cp <= 0xfdef) || (cp & 0xfffe) === 0xfffe) return 'a non-character';
+  if (cp === 0xfffd) return 'the replacement character (the value was not valid text)';
+  if (FORMAT.test(String.fromCodePoint(cp))) return 'an invisible format character (Unicode Cf)';
+  return undefined;
+}
+const FORMAT = /^\p{Cf}$/u;
+
+/** The value with every refused character replaced by `<U+XXXX>`, safe to show anywhere. */
+function shown(value: string): string {
+  let out = '';
+  for (const ch of value) {
+    const cp = ch.codePointAt(0)!;
+    out += refusedCharacter(cp) ? `<${codePointName(cp)}>` : ch;
+  }
+  return out.length > 80 ? out.slice(0, 80) + '...' : out;
+}
+
+function checkCharacters(subject: DistinguishedName): void {
+  for (const a of subject) {
+    // for..of walks code points; a lone surrogate comes out as one UTF-16 unit.
+    for (const ch of a.value) {
+      const cp = ch.codePointAt(0)!;
+      const why = refusedCharacter(cp);
+      if (why) {
+        refuse('BAD_SUBJECT', `the subject's ${shortName(a.type)} "${shown(a.value)}" contains ${codePointName(cp)}, ${why}; subject values may not hold control, format or non-characters`);
+      }
+    }
+  }
+}
+
+/**
+ * Folds a value for comparison: NFKC (fullwidth and other compatibility forms become plain
+ * letters), case, runs of white space, and leading or trailing space.
+ */
+export function foldValue(v: string): string {
+  return v.normalize('NFKC').toLowerCase().normalize('NFKC').replace(/\s+/gu, ' ').trim();
+}
+
+/**
+ * Letters that NFKC leaves alone but that look like the Latin ones in the reserved OUs
+ * (Cyrillic and Greek homoglyphs, digits for letters; after lower-casing). A subset of Unicode
+ * TR39 confusables, enough for `LinaroCA Bootstrap Cert` and `LinaroCA Operator Cert`.
+ */
+const CONFUSABLE: Record<string, string> = {
+  'а': 'a', 'в': 'b', 'е': 'e', 'і': 'i', 'ӏ': 'l', 'о': 'o', 'р': 'p', 'с': 'c', 'ѕ': 's', 'т': 't', 'п': 'n',
+  'α': 'a', 'ε': 'e', 'ι': 'i', 'ο': 'o', 'ρ': 'p', 'τ': 't', 'η': 'n', 'ν': 'v', 'κ': 'k',
+  'ı': 'i', 'ȷ': 'j', '0': 'o', '1': 'l', '|': 'l', 'ǀ': 'l',
+};
+
+/** The skeleton of an OU: folded, homoglyphs mapped to Latin, spaces and punctuation dropped. */
+function skeleton(v: string): string {
+  return [...foldValue(v)].map((c) => CONFUSABLE[c] ?? c).join('').replace(/[\s\p{P}\p{S}]/gu, '');
+}
+
+const RESERVED_OUS = [BOOTSTRAP_OU, OPERATOR_OU].map(skeleton);
+
+/**
+ * A canonical form of a name for "is this the same subject": each attribute as its OID and
+ * folded value, sorted, so that neither case, compatibility forms, string types, attribute order
+ * nor grouping into multi-valued RDNs makes a different name.
+ */
+export function subjectKey(name: DistinguishedName): string {
+  return JSON.stringify(name.map((a) => [a.type, foldValue(a.value)]).sort((x, y) => (x[0]! + '\0' + x[1]! < y[0]! + '\0' + y[1]! ? -1 : 1)));
+}
+
+export function reservedSubject(what: string, name: DistinguishedName): ReservedSubject {
+  return { what, key: subjectKey(name) };
 }
 
 /** RFC 5480 curves, Ed25519, and RSA of at least 2048 bits (NIST SP 800-131A). */
@@ -40,7 +136,8 @@ function checkKey(csr: ParsedCsr): void {
 
 /**
  * Validates an enrolment request (API.md "stricter or better" 1-4): proof of possession, key
- * type, and a subject whose CN is the device id and whose OU claims no privileged role.
+ * type, and a subject whose CN is the device id, whose values are plain text, whose OU claims
+ * no privileged role and which is not the name of the CA or one of its credentials.
  */
 export async function acceptCsr(der: Uint8Array, policy: IssuancePolicy): Promise<AcceptedRequest> {
   let csr: ParsedCsr;
@@ -52,21 +149,22 @@ export async function acceptCsr(der: Uint8Array, policy: IssuancePolicy): Promis
   }
   if (!csr.signatureValid) refuse('BAD_CSR_SIGNATURE', 'its signature does not verify with its own key (proof of possession failed)');
   checkKey(csr);
+  // First, so that no later message quotes a control character.
+  checkCharacters(csr.subject);
   const cns = csr.subject.filter((a) => a.type === OID.commonName);
   if (cns.length !== 1) refuse('BAD_SUBJECT', `the subject must have exactly one CN (has ${cns.length}: ${formatName(csr.subject) || 'empty'})`);
   const cn = cns[0]!.value;
   const uuid = canonicalUuid(cn);
-  if (policy.requireUuid && !uuid) refuse('BAD_SUBJECT', `the CN "${cn}" is not a UUID`);
-  if (!uuid && (cn.length === 0 || cn.length > MAX_CN || /[\u0000-\u001f/\\]/.test(cn))) refuse('BAD_SUBJECT', `the CN "${cn}" is not a usable device id`);
+  if (policy.requireUuid && !uuid) refuse('BAD_SUBJECT', `the CN "${shown(cn)}" is not a UUID`);
+  if (!uuid && (cn.trim().length === 0 || cn.length > MAX_CN || /[/\\]/.test(cn))) refuse('BAD_SUBJECT', `the CN "${shown(cn)}" is not a usable device id`);
   const ous = csr.subject.filter((a) => a.type === OID.organizationalUnitName).map((a) => a.value);
   for (const ou of ous) {
-    if (RESERVED_OUS.includes(ou.trim().toLowerCase())) refuse('BAD_SUBJECT', `a device may not claim the OU "${ou}"`);
+    if (RESERVED_OUS.includes(skeleton(ou))) refuse('BAD_SUBJECT', `a device may not claim the OU "${shown(ou)}" (it is, or looks like, a reserved role)`);
   }
   const deviceId = uuid ?? cn;
-  return {
-    csr,
-    deviceId,
-    subject: csr.subject.map((a) => (a.type === OID.commonName ? { type: a.type, value: deviceId } : a)),
-    ou: ous[0] ?? '',
-  };
+  const subject = csr.subject.map((a) => (a.type === OID.commonName ? { type: a.type, value: deviceId } : a));
+  const key = subjectKey(subject);
+  const taken = policy.reservedSubjects?.find((r) => r.key === key || r.key === subjectKey(csr.subject));
+  if (taken) refuse('BAD_SUBJECT', `the subject "${shown(formatName(subject))}" is ${taken.what} subject; a device may not take the name of the CA or of one of its credentials`);
+  return { csr, deviceId, subject, ou: ous[0] ?? '' };
 }

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { writeFileAtomic } from '../atomic-file.js';
 import { createServer as createNetServer } from 'node:net';
+import { basename } from 'node:path';
 import { OID } from '../asn1/oids.js';
 import { Authority } from '../ca/authority.js';
 import { certificateSignedBy } from '../asn1/certificate.js';
@@ -8,6 +9,7 @@ import { keyIdentifier } from '../asn1/extensions.js';
 import { keysMatch } from '../asn1/keys.js';
 import { keySigner, type Signer } from '../asn1/signer.js';
 import { CertsDir, FILES, type CaMaterial } from '../ca/certs-dir.js';
+import { reservedSubject } from '../ca/policy.js';
 import { TimestampSerials } from '../ca/serial-source.js';
 import type { ServerConfig } from '../config.js';
 import { LitebootError } from '../errors.js';
@@ -77,6 +79,7 @@ export async function startServer(o: StartOptions): Promise<RunningServer> {
   const { config, log } = o;
   const clock = o.clock ?? (() => new Date());
   const certs = new CertsDir(config.certsDir);
+  certs.checkPermissions();
   const ca = certs.loadCa();
   const server = certs.loadCertificate(FILES.serverCert, 'the server certificate', 'run `liteboot setup-ca` first');
   const serverKey = readText(certs.path(FILES.serverKey), 'the server key');
@@ -86,10 +89,19 @@ export async function startServer(o: StartOptions): Promise<RunningServer> {
     log.warn(`the server certificate (${san || 'no SAN'}) does not name the hostname "${config.hostname}"; devices checking it will refuse to connect`);
   }
 
+  // Names no device may take, whatever require_uuid says (policy.ts). Operators created while
+  // the server runs are not here, but their OU is refused anyway.
+  const reservedSubjects = [
+    reservedSubject("the CA certificate's", ca.cert.cert.subject),
+    reservedSubject("the server certificate's", server.cert.subject),
+    ...certs.credentialCertificates().map((c) => reservedSubject(basename(c.path).startsWith('BOOTSTRAP') ? "a bootstrap credential's" : "an operator credential's", c.cert.subject)),
+  ];
+
   const provider = makeProvider(config.cloud); // a bad connection string is refused before anything changes
   // A port in use should change nothing: find out before the database is created or migrated.
   await assertPortFree(config.port, config.listen, 'REST API');
   await assertPortFree(config.mport, config.listen, 'mTLS listener');
+  if (config.httpPort !== 0) await assertPortFree(config.httpPort, config.listen, 'public listener');
   const store = await openStore({ path: config.dbPath, compactBytes: config.compactBytes, log: (m) => log.info(`store: ${m}`) });
   let audit: AuditLog | undefined;
   try {
@@ -97,7 +109,7 @@ export async function startServer(o: StartOptions): Promise<RunningServer> {
     const authority = new Authority({
       store,
       issuer: ca.issuer,
-      policy: { requireUuid: config.requireUuid },
+      policy: { requireUuid: config.requireUuid, reservedSubjects },
       deviceDays: config.deviceDays,
       registration: provider ? 'pending' : 'none',
       serials: new TimestampSerials(await store.maxSerial()),

@@ -1,10 +1,42 @@
 import type { ErrorCode } from '../errors.js';
 
+export interface StatusRow {
+  status: number;
+  /**
+   * What the client reads. Absent: the error's own message, for codes liteboot throws only with
+   * messages it composes itself from checked parts (never a library's or OpenSSL's text).
+   */
+  message?: string;
+}
+
+const INTERNAL = 'internal server error';
+/** A fault of the server: 500 `internal server error` to the client, the detail in the log. */
+const FAULT = { status: 500, message: INTERNAL, fault: true } as const;
+
 /**
- * The one table from error codes to HTTP statuses and client-facing messages. The authority
- * knows nothing of HTTP; a code missing here is a fault of the server (500, detail in the log).
+ * The one table from error codes to HTTP statuses and client-facing messages, one row for every
+ * code (the type makes a new code need a row). The authority knows nothing of HTTP.
  */
-export const STATUS: Partial<Record<ErrorCode, { status: number; message?: string }>> = {
+export const TABLE: Readonly<Record<ErrorCode, StatusRow & { fault?: true }>> = {
+  // the command line and files: never a request's doing
+  USAGE: FAULT,
+  FILE_EXISTS: FAULT,
+  FILE_MISSING: FAULT,
+  FILE_UNREADABLE: FAULT,
+  FILE_INSECURE: FAULT,
+  BAD_CONFIG: FAULT,
+  BAD_KEY: FAULT,
+  KEY_MISMATCH: FAULT,
+  UNRECOGNISED_INPUT: FAULT,
+  // certificates and requests
+  BAD_DER: { status: 400 },
+  BAD_PEM: { status: 400 },
+  BAD_CERT: FAULT, // the server parses only certificates that passed TLS, and its own
+  BAD_CSR: { status: 400 },
+  BAD_CSR_SIGNATURE: { status: 400 },
+  UNSUPPORTED_KEY: { status: 400 },
+  BAD_SUBJECT: { status: 400 },
+  // requests
   BAD_CONTENT_TYPE: { status: 400, message: 'bad request: Content-Type must be application/cbor or application/json' },
   BAD_BODY: { status: 400, message: 'bad request: POST data did not match specified Content-Type' },
   BAD_UPLOAD: { status: 400 },
@@ -12,11 +44,6 @@ export const STATUS: Partial<Record<ErrorCode, { status: number; message?: strin
   BAD_SERIAL: { status: 400, message: 'invalid request' },
   UNKNOWN_SERIAL: { status: 400, message: 'invalid serial number' },
   BAD_REASON: { status: 400 },
-  BAD_CSR: { status: 400 },
-  BAD_CSR_SIGNATURE: { status: 400 },
-  BAD_DER: { status: 400 },
-  UNSUPPORTED_KEY: { status: 400 },
-  BAD_SUBJECT: { status: 400 },
   FORBIDDEN: { status: 403 },
   NOT_EXPECTED: { status: 403, message: 'device not expected' },
   // Threat model: the bootstrap key is public; an enrolled id stays with its key.
@@ -24,4 +51,28 @@ export const STATUS: Partial<Record<ErrorCode, { status: number; message?: strin
   ROUTE_NOT_FOUND: { status: 404, message: 'not found' },
   METHOD_NOT_ALLOWED: { status: 405, message: 'method not allowed' },
   BODY_TOO_LARGE: { status: 413, message: 'request body too large' },
+  // The server runs but cannot issue until the operator renews the CA: not a fault, no stack.
+  CA_EXPIRED: { status: 503, message: 'service unavailable: the CA certificate has expired, so no certificate can be issued; ask the operator to renew the CA' },
+  // the device side (src/client): never thrown by the server
+  UNREACHABLE: FAULT,
+  TLS_FAILED: FAULT,
+  SERVER_REFUSED: FAULT,
+  SERVER_FAILED: FAULT,
+  BAD_CERT_RETURNED: FAULT,
+  // the store: the cause (an errno, a corrupt page) is for the operator's log
+  DB_CORRUPT: FAULT,
+  DB_LOCKED: FAULT,
+  DB_IO: FAULT,
+  DB_READONLY: FAULT,
+  INTERNAL: FAULT,
 };
+
+/**
+ * The rows the API server answers with directly. A code not here is a fault of the server: the
+ * API server answers 500 `internal server error` and logs the detail.
+ */
+export const STATUS: Partial<Record<ErrorCode, StatusRow>> = Object.fromEntries(
+  Object.entries(TABLE)
+    .filter(([, row]) => !row.fault)
+    .map(([code, row]) => [code, row.message === undefined ? { status: row.status } : { status: row.status, message: row.message }]),
+);

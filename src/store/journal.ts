@@ -1,4 +1,4 @@
-import { closeSync, fdatasync, fsyncSync, ftruncateSync, openSync, readdirSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fchmodSync, fdatasync, fsyncSync, ftruncateSync, openSync, readdirSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { LitebootError } from '../errors.js';
 import { crc32 } from './crc32.js';
@@ -17,6 +17,12 @@ import { crc32 } from './crc32.js';
  * sqlite3 tool would take for its own hot journal and "roll back" into CADB.db.
  */
 export const MAGIC = Buffer.from('LBJRNL01');
+
+/**
+ * The mode of CADB.db, its journal, lock and backups, whatever the umask: they hold every
+ * device's certificate and registration state, for the server's user only.
+ */
+export const DB_FILE_MODE = 0o600;
 const MAX_FRAME = 16 * 1024 * 1024;
 
 export interface JournalRecord {
@@ -141,9 +147,10 @@ export class JournalWriter {
 
   /** Opens `path` for appending, creating it (with the magic header) if it is new or empty. */
   static open(path: string): JournalWriter {
-    const fd = openSync(path, 'a');
+    const fd = openSync(path, 'a', DB_FILE_MODE);
     let size: number;
     try {
+      fchmodSync(fd, DB_FILE_MODE);
       size = readFileSync(path).length;
       if (size === 0) {
         writeSync(fd, MAGIC);

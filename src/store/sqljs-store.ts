@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { closeSync, constants, copyFileSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, statSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, constants, copyFileSync, existsSync, fchmodSync, fsyncSync, openSync, readFileSync, renameSync, statSync, writeSync } from 'node:fs';
 import { open as openAsync, rename as renameAsync } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import initSqlJs, { type Database, type SqlJsStatic, type SqlValue, type Statement } from 'sql.js';
 import { LitebootError } from '../errors.js';
-import { fsyncDir, JournalWriter, listSegments, readSegment, removeFile, segmentPath, truncateSegment, type JournalRecord } from './journal.js';
+import { DB_FILE_MODE, fsyncDir, JournalWriter, listSegments, readSegment, removeFile, segmentPath, truncateSegment, type JournalRecord } from './journal.js';
 import { WriterLock } from './lock.js';
 import { createBaseSchema, GO_SCHEMA_VERSION, pendingMigrations, runMigrations, schemaVersion } from './schema.js';
 import type { BindingCheck, CertificateRecord, Credential, CredentialKind, CredentialRecord, DeviceSummary, IssuedCertificate, Registration, RegistrationStatus, Revocation, Store } from './types.js';
@@ -137,6 +137,11 @@ export class SqlJsStore implements Store {
     let db: Database;
     let mustSnapshot = false;
     if (existsSync(path)) {
+      try {
+        chmodSync(path, DB_FILE_MODE); // one made by the Go server, or under an old umask, was 0644
+      } catch {
+        /* not ours to change: the next snapshot replaces it with a 0600 file */
+      }
       db = SqlJsStore.load(SQL, path);
       const version = schemaVersion(db, path);
       const migrations = pendingMigrations(version, path);
@@ -144,6 +149,7 @@ export class SqlJsStore implements Store {
         const backup = `${path}.bak-${version}`;
         if (!existsSync(backup)) {
           copyFileSync(path, backup, constants.COPYFILE_EXCL);
+          chmodSync(backup, DB_FILE_MODE); // a copy keeps the original's mode (the Go server's was 0644)
           fsyncFile(backup);
           log(`kept the original database as ${backup}`);
         }
@@ -535,8 +541,9 @@ export class SqlJsStore implements Store {
   private writeSnapshotSync(): void {
     const bytes = this.exportWithSeq();
     const tmp = `${this.path}.tmp`;
-    const fd = openSync(tmp, 'w', 0o644);
+    const fd = openSync(tmp, 'w', DB_FILE_MODE);
     try {
+      fchmodSync(fd, DB_FILE_MODE);
       writeSync(fd, bytes);
       fsyncSync(fd);
     } finally {
@@ -552,8 +559,9 @@ export class SqlJsStore implements Store {
     const old = await journal.rotate(segmentPath(this.path, this.seq + 1));
     const bytes = this.exportWithSeq();
     const tmp = `${this.path}.tmp`;
-    const fh = await openAsync(tmp, 'w', 0o644);
+    const fh = await openAsync(tmp, 'w', DB_FILE_MODE);
     try {
+      await fh.chmod(DB_FILE_MODE);
       await fh.writeFile(bytes);
       await fh.sync();
     } finally {
