@@ -315,7 +315,7 @@ describe('an expired CA', () => {
         while (!lines.some((l) => l.includes('/api/v1/cr'))) await new Promise<void>((w) => wrote.push(w));
         const about = lines.filter((l) => /CA_EXPIRED|expired|\/api\/v1\/cr/.test(l));
         assert.equal(about.length, 1, about.join('\n'));
-        assert.match(about[0]!, /POST \/api\/v1\/cr 503 [\d.]+ms by=bootstrap code=CA_EXPIRED$/);
+        assert.match(about[0]!, /POST \/api\/v1\/cr 503 [\d.]+ms by=bootstrap:\d+ code=CA_EXPIRED$/);
         assert.doesNotMatch(lines.join('\n'), /\bat .*\.js:\d+|ERROR/);
       } finally {
         await running.stop();

@@ -75,12 +75,8 @@ export class ServerStartCommand extends BaseCommand {
 export async function serve(config: ServerConfig, stdout: NodeJS.WritableStream): Promise<number> {
   const log = streamLogger(process.stderr);
   const running = await startServer({ config, log, version });
-  const pub = running.httpPort !== 0 ? `, CRL and OCSP on http://${config.hostname}:${running.httpPort}/` : '';
-  stdout.write(
-    `liteboot ${version} serving https://${config.hostname}:${running.apiPort}/api/v1 (mTLS check on port ${running.mtlsPort}${pub}, database ${config.dbPath}${config.configFile ? `, settings from ${config.configFile}` : ''})\n`,
-  );
-  log.info(`listening: api=${running.apiPort} mtls=${running.mtlsPort} http=${running.httpPort}`);
-  return new Promise<number>((done) => {
+  // The signal handlers go in before the "serving" line: whoever reacts to that line may signal at once.
+  const stopped = new Promise<number>((done) => {
     const shutdown = (signal: string) => {
       log.info(`${signal}: stopping (finishing requests in flight, then closing the database)`);
       running.stop().then(
@@ -99,4 +95,10 @@ export async function serve(config: ServerConfig, stdout: NodeJS.WritableStream)
     process.once('SIGINT', () => shutdown('SIGINT'));
     process.once('SIGTERM', () => shutdown('SIGTERM'));
   });
+  const pub = running.httpPort !== 0 ? `, CRL and OCSP on http://${config.hostname}:${running.httpPort}/` : '';
+  stdout.write(
+    `liteboot ${version} serving https://${config.hostname}:${running.apiPort}/api/v1 (mTLS check on port ${running.mtlsPort}${pub}, database ${config.dbPath}${config.configFile ? `, settings from ${config.configFile}` : ''})\n`,
+  );
+  log.info(`listening: api=${running.apiPort} mtls=${running.mtlsPort} http=${running.httpPort}`);
+  return stopped;
 }
