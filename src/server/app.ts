@@ -95,7 +95,7 @@ export async function startServer(o: StartOptions): Promise<RunningServer> {
         banner: `liteboot ${o.version}: certificate authority and bootstrap server for ${config.hostname}\n`,
       },
     });
-    const mtls = new MtlsListener(tls, authority, log, config.limits.handshakeTimeoutMs);
+    const mtls = new MtlsListener(tls, authority, log, config.limits);
     const apiPort = await api.listen(config.port, config.listen);
     let mtlsPort: number;
     try {
