@@ -54,6 +54,8 @@ export interface ServerConfig {
     keepAliveTimeoutMs: number;
     handshakeTimeoutMs: number;
     maxConnections: number;
+    /** Connections one source address (an IPv6 /64) may hold on each listener; per process. */
+    maxConnectionsPerAddress: number;
     maxHeaderBytes: number;
   };
   cloud: CloudConfig;
@@ -111,6 +113,7 @@ const SERVER_KEYS = {
   keepalive_timeout: 'seconds',
   handshake_timeout: 'seconds',
   max_connections: 'positive',
+  max_connections_per_address: 'positive',
   journal_compact_bytes: 'positive',
 } as const;
 type ServerKey = keyof typeof SERVER_KEYS;
@@ -303,6 +306,9 @@ export function loadServerConfig(o: LoadServerConfigOptions): ServerConfig {
       keepAliveTimeoutMs: secs('keepalive_timeout', 60),
       handshakeTimeoutMs: secs('handshake_timeout', 10),
       maxConnections: num('max_connections', 2048),
+      // A device holds one connection for a handshake and a request; 64 at once from one address is
+      // a production line behind one NAT, and a flood needs 32 addresses to fill max_connections.
+      maxConnectionsPerAddress: num('max_connections_per_address', Math.min(64, num('max_connections', 2048))),
       maxHeaderBytes: 8 * 1024,
     },
     cloud: loadCloudConfig(file.cloud, where, { hubname: str('hubname', ''), resourcegroup: str('resourcegroup', '') }, o.env, o.cwd),
@@ -333,6 +339,9 @@ export function loadServerConfig(o: LoadServerConfigOptions): ServerConfig {
   }
   if (cfg.enrolment !== 'open' && cfg.enrolment !== 'allowlist') {
     throw new LitebootError('BAD_CONFIG', `${where}: enrolment must be "open" or "allowlist", not "${cfg.enrolment}"`);
+  }
+  if (cfg.limits.maxConnectionsPerAddress > cfg.limits.maxConnections) {
+    throw new LitebootError('BAD_CONFIG', `${where}: max_connections_per_address (${cfg.limits.maxConnectionsPerAddress}) must not be greater than max_connections (${cfg.limits.maxConnections})`);
   }
   if (cfg.port !== 0 && cfg.port === cfg.mport) throw new LitebootError('BAD_CONFIG', `port and mport are both ${cfg.port}; they must differ`);
   return deepFreeze(cfg);

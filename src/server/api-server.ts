@@ -8,6 +8,7 @@ import { isLitebootError, LitebootError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { MEDIA_TYPE, negotiate, type Format } from '../protocol/format.js';
 import { errorResponse } from '../protocol/messages.js';
+import { ConnectionGuard } from './connection-guard.js';
 import type { Deps, Reply } from './handlers.js';
 import { peerCertificate } from './peer.js';
 import { matchRoute } from './routes.js';
@@ -27,6 +28,8 @@ const UPLOAD_BODY_BYTES = 64 * 1024;
 export class ApiServer {
   readonly server: Server;
   private readonly peers = new WeakMap<TLSSocket, PeerCertificate>();
+  /** Sockets that finished the TLS handshake: only these can take an HTTP answer. */
+  private readonly secured = new WeakSet<object>();
   private inFlight = 0;
   private drained: (() => void)[] = [];
   private stopping = false;
@@ -36,7 +39,7 @@ export class ApiServer {
       {
         ...o.tls,
         maxHeaderSize: o.limits.maxHeaderBytes,
-        handshakeTimeout: o.limits.handshakeTimeoutMs,
+        // No handshakeTimeout: the guard below enforces handshake_timeout (Node's 120 s stays behind it).
         // API.md improvement 12: headers within 10 s, a whole request within 30 s, idle keep-alive 60 s.
         headersTimeout: o.limits.headersTimeoutMs,
         requestTimeout: o.limits.requestTimeoutMs,
@@ -48,12 +51,16 @@ export class ApiServer {
       (req, res) => void this.handle(req, res),
     );
     this.server.maxConnections = o.limits.maxConnections;
+    new ConnectionGuard(this.server, { name: 'api', handshakeTimeoutMs: o.limits.handshakeTimeoutMs, maxPerAddress: o.limits.maxConnectionsPerAddress, log: o.log });
     // A socket stalled mid-response (a client that never reads) is dropped after the request timeout.
     this.server.timeout = o.limits.requestTimeoutMs;
-    this.server.on('tlsClientError', () => {
-      /* failed handshakes (no or foreign certificate, TLS < 1.2) end in a TLS alert; nothing to do */
-    });
     this.server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+      // A failed or timed-out handshake (node:https passes tlsClientError on as clientError):
+      // nothing can be written before the handshake, and end() would leave the socket half-open.
+      if (!this.secured.has(socket)) {
+        socket.destroy();
+        return;
+      }
       // Malformed HTTP or headers too large: answer if the socket can still take it.
       if (socket.writable && !socket.destroyed) {
         const status = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
@@ -64,6 +71,7 @@ export class ApiServer {
     });
     // A revoked certificate is refused right after the handshake, before any request is read.
     this.server.on('secureConnection', (socket: TLSSocket) => {
+      this.secured.add(socket);
       const peer = this.peerOf(socket);
       if (peer && o.authority.isRevoked(peer.serial)) {
         o.log.info(`api: connection from ${socket.remoteAddress}:${socket.remotePort} refused: CERT_REVOKED (serial ${peer.serial})`);

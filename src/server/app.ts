@@ -152,7 +152,7 @@ export async function startServer(o: StartOptions): Promise<RunningServer> {
         banner: `liteboot ${o.version}: certificate authority and bootstrap server for ${config.hostname}\n`,
       },
     });
-    const mtls = new MtlsListener(tls, authority, log, config.limits.handshakeTimeoutMs);
+    const mtls = new MtlsListener(tls, authority, log, config.limits);
     const ocsp = new OcspResponder({
       issuer: ca.issuer,
       status: (serial) => authority.serialStatus(serial),

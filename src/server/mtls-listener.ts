@@ -5,6 +5,8 @@ import type { Logger } from '../log.js';
 import { listenOn } from './api-server.js';
 import type { TlsOptions } from 'node:tls';
 import type { Authority } from '../ca/authority.js';
+import type { ServerConfig } from '../config.js';
+import { ConnectionGuard } from './connection-guard.js';
 
 /**
  * The mTLS check listener (`mport`): a client whose certificate chains to the CA and is not
@@ -18,12 +20,22 @@ import type { Authority } from '../ca/authority.js';
  */
 export class MtlsListener {
   readonly server: Server;
+  private readonly closeWithinMs: number;
 
-  constructor(tls: TlsOptions, private readonly authority: Authority, private readonly log: Logger, handshakeTimeoutMs: number) {
+  constructor(tls: TlsOptions, private readonly authority: Authority, private readonly log: Logger, limits: ServerConfig['limits']) {
     // Checked here rather than by Node's rejectUnauthorized so that the reason can be logged.
-    this.server = createServer({ ...tls, rejectUnauthorized: false, handshakeTimeout: handshakeTimeoutMs }, (socket) => this.accepted(socket));
+    this.server = createServer({ ...tls, rejectUnauthorized: false }, (socket) => this.accepted(socket));
+    // The same cap as the REST API's, counted apart: a flood of one port leaves the other serving.
+    this.server.maxConnections = limits.maxConnections;
+    // handshake_timeout is the guard's, counted from accept (Node's own 120 s stays behind it).
+    new ConnectionGuard(this.server, { name: 'mtls', handshakeTimeoutMs: limits.handshakeTimeoutMs, maxPerAddress: limits.maxConnectionsPerAddress, log });
+    this.closeWithinMs = limits.handshakeTimeoutMs;
     this.server.on('tlsClientError', (err, socket) => {
-      this.log.info(`mtls: handshake from ${socket.remoteAddress}:${socket.remotePort} refused: ${err.message}`);
+      // A socket already destroyed has forgotten its peer; the guard's error remembers it.
+      const from = socket.remoteAddress ? `${socket.remoteAddress}:${socket.remotePort}` : ((err as { peer?: string }).peer ?? 'an unknown peer');
+      this.log.info(`mtls: handshake from ${from} refused: ${err.message}`);
+      // Node reports a handshake error or timeout here and leaves the socket to us.
+      socket.destroy();
     });
   }
 
@@ -51,6 +63,10 @@ export class MtlsListener {
     }
     this.log.info(`mtls: connection accepted from ${socket.remoteAddress}:${socket.remotePort} ${parts.join(' ')}`);
     socket.end();
+    // end() waits for the client to close its side; one that never does is not waited for long.
+    const timer = setTimeout(() => socket.destroy(), this.closeWithinMs);
+    timer.unref();
+    socket.once('close', () => clearTimeout(timer));
   }
 
   listen(port: number, host: string): Promise<number> {

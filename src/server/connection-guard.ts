@@ -1,0 +1,118 @@
+import { isIPv4, isIPv6, type Socket } from 'node:net';
+import type { Server, TLSSocket } from 'node:tls';
+import type { Logger } from '../log.js';
+
+export interface GuardOptions {
+  /** The listener, as log lines name it ('api', 'mtls'). */
+  name: string;
+  /** A connection must finish its TLS handshake this long after it is accepted. */
+  handshakeTimeoutMs: number;
+  /** Connections one source address may hold open on this listener at once (per process). */
+  maxPerAddress: number;
+  log: Logger;
+}
+
+/**
+ * Keeps connections that never finish TLS from holding a listener's sockets (the bootstrap key is
+ * in every device's firmware, so anyone can reach both ports):
+ *
+ * - A connection that has not finished its handshake `handshakeTimeoutMs` after it was accepted
+ *   is destroyed, whatever it sends meanwhile. destroy(), never end(): end() queues a close_notify
+ *   behind a handshake that never finishes, so the socket stays open, and half-closed
+ *   (CLOSE-WAIT) once the peer gives up, until the process ends.
+ * - A source address (an IPv6 /64) holds at most `maxPerAddress` connections; more are destroyed
+ *   as they are accepted, before any TLS state is made for them.
+ *
+ * Counted per process: several processes serving one port would each allow `maxPerAddress`.
+ */
+export class ConnectionGuard {
+  /** Open connections by source, per process. */
+  private readonly open = new Map<string, number>();
+  /** Refusals since the source last held no connection, for the log. */
+  private readonly refused = new Map<string, number>();
+  /** Handshake deadlines by connection (local and remote address and port). */
+  private readonly deadlines = new Map<string, NodeJS.Timeout>();
+
+  constructor(server: Server, private readonly o: GuardOptions) {
+    // tls.Server wraps each accepted socket in TLS in its own 'connection' listener (the event
+    // Node documents for injecting connections): run it only for the sockets let in.
+    const wrap = server.listeners('connection') as ((raw: Socket) => void)[];
+    server.removeAllListeners('connection');
+    server.on('connection', (raw: Socket) => {
+      if (this.admit(raw)) for (const l of wrap) l.call(server, raw);
+    });
+    server.on('secureConnection', (socket: TLSSocket) => {
+      const key = connectionKey(socket);
+      clearTimeout(this.deadlines.get(key));
+      this.deadlines.delete(key);
+    });
+  }
+
+  /** Connections open from `address`'s source (for tests and figures). */
+  openFrom(address: string): number {
+    return this.open.get(sourceOf(address)) ?? 0;
+  }
+
+  private admit(raw: Socket): boolean {
+    const source = sourceOf(raw.remoteAddress);
+    const n = this.open.get(source) ?? 0;
+    if (n >= this.o.maxPerAddress) {
+      const r = (this.refused.get(source) ?? 0) + 1;
+      this.refused.set(source, r);
+      if (r === 1) this.o.log.warn(`${this.o.name}: refusing connections from ${source}: it holds ${n} (max_connections_per_address)`);
+      raw.destroy();
+      return false;
+    }
+    this.open.set(source, n + 1);
+    const key = connectionKey(raw);
+    // With an error, so that the listener's tlsClientError says why.
+    const peer = `${raw.remoteAddress}:${raw.remotePort}`;
+    const deadline = setTimeout(() => raw.destroy(handshakeTimeout(this.o.handshakeTimeoutMs, peer)), this.o.handshakeTimeoutMs);
+    deadline.unref();
+    this.deadlines.set(key, deadline);
+    raw.once('close', () => {
+      clearTimeout(deadline);
+      if (this.deadlines.get(key) === deadline) this.deadlines.delete(key);
+      const left = (this.open.get(source) ?? 1) - 1;
+      if (left > 0) {
+        this.open.set(source, left);
+        return;
+      }
+      this.open.delete(source);
+      const r = this.refused.get(source);
+      if (r) {
+        this.refused.delete(source);
+        this.o.log.info(`${this.o.name}: ${source} holds no connection now; ${r} refused while it held ${this.o.maxPerAddress}`);
+      }
+    });
+    return true;
+  }
+}
+
+function handshakeTimeout(ms: number, peer: string): Error {
+  return Object.assign(new Error(`no TLS handshake within ${ms / 1000} s (handshake_timeout)`), { code: 'ERR_TLS_HANDSHAKE_TIMEOUT', peer });
+}
+
+/** A TLS socket reports the same addresses as the raw socket it wraps. */
+function connectionKey(s: Socket): string {
+  return `${s.localAddress}|${s.localPort}|${s.remoteAddress}|${s.remotePort}`;
+}
+
+/**
+ * What the per-address cap counts: an IPv4 address (also when mapped into IPv6), or an IPv6 /64,
+ * the smallest prefix a site gets (RFC 6177): counting single IPv6 addresses would give one host
+ * with a /64 as many connections as it likes.
+ */
+export function sourceOf(address: string | undefined): string {
+  if (!address) return 'unknown';
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  if (mapped) return mapped[1]!;
+  if (isIPv4(address)) return address;
+  const bare = address.split('%', 1)[0]!;
+  if (!isIPv6(bare)) return address;
+  const [head, tail] = bare.split('::') as [string, string | undefined];
+  const left = head ? head.split(':') : [];
+  const right = tail ? tail.split(':') : [];
+  const groups = tail === undefined ? left : [...left, ...Array<string>(8 - left.length - right.length).fill('0'), ...right];
+  return `${groups.slice(0, 4).map((g) => parseInt(g, 16).toString(16)).join(':')}::/64`;
+}
