@@ -1,11 +1,12 @@
 import { isIPv4, isIPv6, type Socket } from 'node:net';
+import type { Server as HttpServer } from 'node:http';
 import type { Server, TLSSocket } from 'node:tls';
 import type { Logger } from '../log.js';
 
 export interface GuardOptions {
   /** The listener, as log lines name it ('api', 'mtls'). */
   name: string;
-  /** A connection must finish its TLS handshake this long after it is accepted. */
+  /** A connection must finish its TLS handshake this long after it is accepted; 0 for plain HTTP (no handshake). */
   handshakeTimeoutMs: number;
   /** Connections one source address may hold open on this listener at once (per process). */
   maxPerAddress: number;
@@ -33,7 +34,7 @@ export class ConnectionGuard {
   /** Handshake deadlines by connection (local and remote address and port). */
   private readonly deadlines = new Map<string, NodeJS.Timeout>();
 
-  constructor(server: Server, private readonly o: GuardOptions) {
+  constructor(server: Server | HttpServer, private readonly o: GuardOptions) {
     // tls.Server wraps each accepted socket in TLS in its own 'connection' listener (the event
     // Node documents for injecting connections): run it only for the sockets let in.
     const wrap = server.listeners('connection') as ((raw: Socket) => void)[];
@@ -64,6 +65,10 @@ export class ConnectionGuard {
       return false;
     }
     this.open.set(source, n + 1);
+    if (this.o.handshakeTimeoutMs === 0) {
+      raw.once('close', () => this.closed(source));
+      return true;
+    }
     const key = connectionKey(raw);
     // With an error, so that the listener's tlsClientError says why.
     const peer = `${raw.remoteAddress}:${raw.remotePort}`;
@@ -73,19 +78,23 @@ export class ConnectionGuard {
     raw.once('close', () => {
       clearTimeout(deadline);
       if (this.deadlines.get(key) === deadline) this.deadlines.delete(key);
-      const left = (this.open.get(source) ?? 1) - 1;
-      if (left > 0) {
-        this.open.set(source, left);
-        return;
-      }
-      this.open.delete(source);
-      const r = this.refused.get(source);
-      if (r) {
-        this.refused.delete(source);
-        this.o.log.info(`${this.o.name}: ${source} holds no connection now; ${r} refused while it held ${this.o.maxPerAddress}`);
-      }
+      this.closed(source);
     });
     return true;
+  }
+
+  private closed(source: string): void {
+    const left = (this.open.get(source) ?? 1) - 1;
+    if (left > 0) {
+      this.open.set(source, left);
+      return;
+    }
+    this.open.delete(source);
+    const r = this.refused.get(source);
+    if (r) {
+      this.refused.delete(source);
+      this.o.log.info(`${this.o.name}: ${source} holds no connection now; ${r} refused while it held ${this.o.maxPerAddress}`);
+    }
   }
 }
 

@@ -5,6 +5,7 @@ import type { OcspResponder } from '../ca/ocsp-responder.js';
 import type { ServerConfig } from '../config.js';
 import type { Logger } from '../log.js';
 import { listenOn } from './api-server.js';
+import { ConnectionGuard } from './connection-guard.js';
 
 export interface PublicListenerOptions {
   authority: Authority;
@@ -50,6 +51,8 @@ export class PublicListener {
     );
     this.server.maxConnections = o.limits.maxConnections;
     this.server.timeout = o.limits.requestTimeoutMs;
+    // Anyone may reach it: one host cannot take every connection (no TLS, so no handshake deadline).
+    new ConnectionGuard(this.server, { name: 'public', handshakeTimeoutMs: 0, maxPerAddress: o.limits.maxConnectionsPerAddress, log: o.log });
     this.server.on('clientError', (_err, socket) => {
       if (socket.writable && !socket.destroyed) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
       else socket.destroy();
