@@ -50,8 +50,10 @@ export class ApiServer {
     this.server.maxConnections = o.limits.maxConnections;
     // A socket stalled mid-response (a client that never reads) is dropped after the request timeout.
     this.server.timeout = o.limits.requestTimeoutMs;
-    this.server.on('tlsClientError', () => {
-      /* failed handshakes (no or foreign certificate, TLS < 1.2) end in a TLS alert; nothing to do */
+    this.server.on('tlsClientError', (err: NodeJS.ErrnoException, socket) => {
+      // Failed handshakes (no or foreign certificate, TLS < 1.2) end in a TLS alert. Node only
+      // reports a handshake timeout (a client that never sends its ClientHello): close it here.
+      if (err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT') socket.destroy();
     });
     this.server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
       // Malformed HTTP or headers too large: answer if the socket can still take it.

@@ -24,6 +24,8 @@ export class MtlsListener {
     this.server = createServer({ ...tls, rejectUnauthorized: false, handshakeTimeout: handshakeTimeoutMs }, (socket) => this.accepted(socket));
     this.server.on('tlsClientError', (err, socket) => {
       this.log.info(`mtls: handshake from ${socket.remoteAddress}:${socket.remotePort} refused: ${err.message}`);
+      // Node only reports a handshake timeout (no ClientHello ever came): the connection is ours to close.
+      if ((err as NodeJS.ErrnoException).code === 'ERR_TLS_HANDSHAKE_TIMEOUT') socket.destroy();
     });
   }
 
