@@ -5,15 +5,18 @@
  * the database itself grew by, or on latency that drifts.
  *
  *   node dist/scripts/soak.js [--seconds 600] [--rate 200] [--seed N]
+ *
+ * The seed chooses the device keys and UUIDs and the sequence of operations; --seed N replays
+ * those (which issued certificate a query picks depends on the order answers came back in).
+ * Prints one JSON line at the end and exits non-zero on a failure.
  */
 import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildCsr } from '../src/asn1/csr.js';
-import { generateKey } from '../src/asn1/keys.js';
 import { dn } from '../src/asn1/name.js';
-import { arg, client, csrPool, makeCa, prng, rssOf, sleep, startServer } from './lib/harness.js';
+import { arg, client, csrPool, finish, makeCa, prng, rssOf, seededKey, seededUuid, sleep, startServer } from './lib/harness.js';
 import type { ApiClient } from '../src/client/api-client.js';
 
 const SECONDS = arg('--seconds', 600);
@@ -23,13 +26,14 @@ const rnd = prng(SEED);
 console.log(`soak: ${SECONDS} s at ${RATE} requests/s, seed ${SEED}`);
 
 const dir = mkdtempSync(join(tmpdir(), 'liteboot-soak-'));
-let failed = false;
+const reasons: string[] = [];
+const summary: Record<string, unknown> = {};
 try {
   await makeCa(dir);
   const srv = await startServer(dir);
   const boot = client(dir, srv.port, 'BOOTSTRAP', 16);
   const ops = client(dir, srv.port, 'OPERATOR-ops', 4);
-  const pool = await csrPool(500);
+  const pool = await csrPool(500, rnd);
   // Devices that exist: serial -> uuid, for status, copy, key update and revocation.
   const issued: { serial: bigint; uuid: string }[] = [];
   const enrol = async () => {
@@ -39,8 +43,8 @@ try {
   };
   for (let i = 0; i < 50; i++) await enrol();
   // Key updates need a device's own credential: one device, made here, rekeyed again and again.
-  const devKey = generateKey();
-  const devId = crypto.randomUUID();
+  const devKey = seededKey(rnd);
+  const devId = seededUuid(rnd);
   const devCsr = await buildCsr(dn({ CN: devId }), devKey);
   const devDer = await boot.enrol(devCsr, 'cbor');
   const { ApiClient: Client } = await import('../src/client/api-client.js');
@@ -143,23 +147,22 @@ try {
   console.log(`summary: ${sent} requests, ${errors} errors${errors ? ` (last: ${lastError})` : ''}`);
   console.log(`memory: ${rssStart.toFixed(0)} MB after warm-up -> ${rssEnd.toFixed(0)} MB at the end; trend over the second half ${rssSlope.toFixed(1)} MB/min; the database grew ${dbGrowthMB.toFixed(1)} MB (${perMinuteDb.toFixed(1)} MB/min)`);
   console.log(`latency: median of per-second p99 ${first.toFixed(1)} ms in the first fifth, ${last.toFixed(1)} ms in the last fifth`);
-  if (errors > 0) failed = true;
+  Object.assign(summary, { requests: sent, errors, lastError: errors ? lastError : null, rssMB: [round1(rssStart), round1(rssEnd)], rssTrendMBPerMin: round1(rssSlope), dbGrowthMBPerMin: round1(perMinuteDb), p99Ms: [round1(first), round1(last)] });
+  if (errors > 0) reasons.push(`${errors} of ${sent} requests failed (last: ${lastError})`);
   // sql.js holds the database in memory, so memory may grow as fast as the database does; more is a leak.
-  if (rssSlope > perMinuteDb * 2 + 3) {
-    console.log(`memory trend ${rssSlope.toFixed(1)} MB/min exceeds the database's growth (${perMinuteDb.toFixed(1)} MB/min)`);
-    failed = true;
-  }
-  if (last > first * 2 + 10) {
-    console.log('latency drifted');
-    failed = true;
-  }
+  if (rssSlope > perMinuteDb * 2 + 3) reasons.push(`memory trend ${rssSlope.toFixed(1)} MB/min exceeds the database's growth (${perMinuteDb.toFixed(1)} MB/min)`);
+  if (last > first * 2 + 10) reasons.push(`latency drifted: median p99 ${first.toFixed(1)} ms in the first fifth, ${last.toFixed(1)} ms in the last`);
   srv.child.kill('SIGTERM');
-  if ((await srv.exited) !== 0) failed = true;
+  const code = await srv.exited;
+  if (code !== 0) reasons.push(`the server exited ${code} on SIGTERM`);
 } catch (e) {
   console.log(`soak failed: ${(e as Error).stack}`);
-  failed = true;
+  reasons.push(`crashed: ${(e as Error).message.split('\n')[0]}`);
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }
-console.log(failed ? 'FAILED' : 'passed');
-process.exit(failed ? 1 : 0);
+finish('soak', reasons, { seed: SEED, seconds: SECONDS, rate: RATE, ...summary });
+
+function round1(x: number): number {
+  return Math.round(x * 10) / 10;
+}
