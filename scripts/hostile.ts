@@ -282,7 +282,7 @@ async function openHostile(srv: ServerProcess, dir: string, into: Hostile[], cou
 /**
  * Waits until the server has answered what it will of the pipelined requests (it stops reading a
  * connection whose answers pile up): two well-behaved round trips in a row during which the
- * server's log shows no new answer to them. Capped at 500 round trips.
+ * server's log shows no new answer to them. Capped at 500 attempts (a failed one does not count).
  */
 async function settle(srv: ServerProcess, dir: string): Promise<{ done: boolean; roundTrips: number; answered: number }> {
   let partial = '';
@@ -299,9 +299,12 @@ async function settle(srv: ServerProcess, dir: string): Promise<{ done: boolean;
   try {
     while (quiet < 2 && roundTrips < 500) {
       const seen = answered;
-      await c.cloudSettings().catch(() => undefined);
+      const ok = await c.cloudSettings().then(
+        () => true,
+        () => false,
+      );
       roundTrips++;
-      quiet = answered === seen ? quiet + 1 : 0;
+      quiet = ok && answered === seen ? quiet + 1 : 0;
     }
   } finally {
     c.close();
