@@ -129,6 +129,12 @@ export function finish(harness: string, reasons: string[], result: Record<string
   process.exit(ok ? 0 : 1);
 }
 
+/** User plus system CPU seconds a process has used (/proc/PID/stat fields 14 and 15, in 1/100 s). */
+export function cpuSecondsOf(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100;
+}
+
 export function rssOf(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) * 1024 : 0;
