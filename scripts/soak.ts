@@ -84,6 +84,7 @@ try {
   let errors = 0;
   let lastError = '';
   let inFlight = 0;
+  let drained: (() => void) | undefined;
   // What the database holds on disk: the snapshot plus its journal.
   const dbSize = () =>
     readdirSync(dir)
@@ -121,11 +122,13 @@ try {
           errors++;
           lastError = e.message;
         })
-        .finally(() => inFlight--);
+        .finally(() => {
+          if (--inFlight === 0 && drained) drained();
+        });
     }
     await sleep(2);
   }
-  while (inFlight > 0) await sleep(10);
+  if (inFlight > 0) await new Promise<void>((r) => (drained = r));
   clearInterval(sampler);
   boot.close();
   ops.close();
