@@ -144,6 +144,7 @@ async function serving(): Promise<void> {
   if (before.ok === 0 || after.ok === 0) reasons.push(`the server served nothing ${before.ok === 0 ? 'before' : 'after'} the hostile connections`);
   if (ratio < STARVED) reasons.push(`starved: well-behaved clients got ${under.rate.toFixed(0)}/s under attack, ${(ratio * 100).toFixed(0)}% of the ${baseline.toFixed(0)}/s baseline (floor ${STARVED * 100}%)`);
   if (under.ok === 0) reasons.push(`starved: no well-behaved client got a certificate in the ${SECONDS} s window`);
+  if (UNREAD > 0 && settled.answered === 0) reasons.push(`the server's log shows no answer to the never-reading clients (${UNREAD_LOGGED.trim()}): cannot tell when it is done with them`);
   if (!settled.done) reasons.push(`the server was still answering the never-reading clients' pipelined requests after ${settled.roundTrips} round trips`);
   for (const [label, m] of [['baseline', before], ['under attack', under], ['after', after]] as const) {
     if (m.errors) reasons.push(`${m.errors} well-behaved requests failed (${label}; last: ${m.lastError})`);
