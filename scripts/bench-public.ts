@@ -75,7 +75,7 @@ try {
   const server = await startServer(dir, ['--http-port', String(http)]);
   const api = client(dir, server.port);
   const ops = client(dir, server.port, 'OPERATOR-ops');
-  const [good, bad] = await csrPool(2);
+  const [good, bad] = await csrPool(2, Math.random);
   const derGood = await api.enrol(good!, 'cbor');
   const derBad = await api.enrol(bad!, 'cbor');
   await ops.revoke(parseCertificate(derBad).serial, 1);

@@ -5,6 +5,8 @@
  * already recorded. The server runs as a separate process (`liteboot server start`).
  *
  *   node dist/scripts/bench-server.js [--seconds 10] [--clients 8] [--prefill 100000]
+ *
+ * Prints the figures, then one JSON line with all of them. Not a test: it judges nothing.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -135,11 +137,14 @@ function cpuSeconds(pid: number): number {
   return (Number(f[11]) + Number(f[12])) / 100; // utime + stime, in clock ticks
 }
 
-function report(label: string, r: Result): number {
+const figures: Record<string, unknown> = { seconds: SECONDS, clients: CLIENTS, prefill: PREFILL };
+
+function report(label: string, key: string, r: Result): number {
   const l = r.latencies.sort((a, b) => a - b);
-  const q = (p: number) => (l.length ? l[Math.min(l.length - 1, Math.floor(p * l.length))]!.toFixed(1) : '-');
+  const q = (p: number) => (l.length ? l[Math.min(l.length - 1, Math.floor(p * l.length))]! : NaN);
   const rate = r.ok / r.seconds;
-  console.log(`${label}: ${rate.toFixed(0)} certificates/s, ${r.ok} ok, ${r.errors} errors, latency p50 ${q(0.5)} ms, p99 ${q(0.99)} ms`);
+  console.log(`${label}: ${rate.toFixed(0)} certificates/s, ${r.ok} ok, ${r.errors} errors, latency p50 ${q(0.5).toFixed(1)} ms, p99 ${q(0.99).toFixed(1)} ms`);
+  figures[key] = { perSecond: Math.round(rate), ok: r.ok, errors: r.errors, p50Ms: Math.round(q(0.5) * 10) / 10, p99Ms: Math.round(q(0.99) * 10) / 10 };
   return rate;
 }
 
@@ -185,7 +190,9 @@ try {
       const c = process.cpuUsage(c0);
       const client = (c.user + c.system) / 1e6 / r.seconds;
       const label = `${stage} store, ${keepAlive ? 'keep-alive' : 'new TLS connection per request'}, ${CLIENTS} clients`;
-      rates[`${stage}-${keepAlive ? 'keepalive' : 'newconn'}`] = report(label, r);
+      const key = `${stage}-${keepAlive ? 'keepalive' : 'newconn'}`;
+      rates[key] = report(label, key, r);
+      Object.assign(figures[key] as object, { serverCores: Math.round(server * 100) / 100, loadGeneratorCores: Math.round(client * 100) / 100 });
       console.log(`  cores busy: server ${server.toFixed(2)}, load generator ${client.toFixed(2)}`);
     }
     await stopServer(child);
@@ -196,3 +203,4 @@ try {
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }
+console.log(JSON.stringify({ bench: 'server', ...figures }));

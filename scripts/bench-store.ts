@@ -4,6 +4,8 @@
  * Go fixture. Prints figures; not a test.
  *
  *   node dist/scripts/bench-store.js [--rows 100000] [--seconds 3]
+ *
+ * Prints the figures, then one JSON line with all of them (serials are not part of them).
  */
 import { spawnSync } from 'node:child_process';
 import { cpSync, mkdtempSync, rmSync, statSync } from 'node:fs';
@@ -64,6 +66,7 @@ if (args[0] === '--open-only') {
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'liteboot-bench-store-'));
+const figures: Record<string, unknown> = { rows: ROWS, seconds: SECONDS };
 try {
   const path = join(dir, 'CADB.db');
   const store = await openStore({ path });
@@ -78,11 +81,13 @@ try {
   console.log(`${ROWS} rows:     1 at a time ${full1.toFixed(0)}/s (${((full1 / empty1) * 100).toFixed(0)}% of empty), 8 at once ${full8.toFixed(0)}/s (${((full8 / empty8) * 100).toFixed(0)}% of empty)`);
   await store.close();
   console.log(`CADB.db size: ${(statSync(path).size / 1e6).toFixed(1)} MB`);
+  Object.assign(figures, { insertsPerSecond: { empty: { one: Math.round(empty1), eight: Math.round(empty8) }, full: { one: Math.round(full1), eight: Math.round(full8) } }, dbBytes: statSync(path).size });
 
   for (const mode of ['read-only', 'writer'] as const) {
     const child = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--open-only', path, mode], { encoding: 'utf8' });
     const r = JSON.parse(child.stdout) as { ms: number; rss: number; certificates: number };
     console.log(`open ${r.certificates} certificates (${mode}, fresh process): ${r.ms.toFixed(0)} ms; resident memory with it open ${(r.rss / 1e6).toFixed(0)} MB`);
+    figures[`open-${mode}`] = { ms: Math.round(r.ms), rssBytes: r.rss, certificates: r.certificates };
   }
 
   const fixture = resolve(fileURLToPath(new URL('../../test/fixtures/go-liteboot-small/CADB.db', import.meta.url)));
@@ -91,8 +96,11 @@ try {
   const t2 = performance.now();
   const go = await openStore({ path: goPath });
   const goMs = performance.now() - t2;
-  console.log(`open + migrate the Go fixture (${(await go.stats()).certificates} certificates): ${goMs.toFixed(1)} ms`);
+  const goCount = (await go.stats()).certificates;
+  console.log(`open + migrate the Go fixture (${goCount} certificates): ${goMs.toFixed(1)} ms`);
+  figures.goFixture = { ms: Math.round(goMs * 10) / 10, certificates: goCount };
   await go.close();
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }
+console.log(JSON.stringify({ bench: 'store', ...figures }));

@@ -1,11 +1,10 @@
 /** What the reliability scripts share: a CA directory, a server process, a device-side client. */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
+import { createECDH, createPrivateKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildCsr } from '../../src/asn1/csr.js';
-import { generateKey } from '../../src/asn1/keys.js';
 import { dn } from '../../src/asn1/name.js';
 import { CertsDir } from '../../src/ca/certs-dir.js';
 import { makeOperator, setupBootstrap, setupCa } from '../../src/ca/setup.js';
@@ -31,7 +30,9 @@ export interface ServerProcess {
 
 /** Starts `liteboot server start` in `dir` on 127.0.0.1 (ports 0 unless given). */
 export async function startServer(dir: string, args: string[] = []): Promise<ServerProcess> {
-  const child = spawn(process.execPath, [BIN, 'server', 'start', '--hostname', 'localhost', '--listen', '127.0.0.1', '-p', '0', '-m', '0', ...args], {
+  // The public listener has a fixed default port (8080): off unless the caller gives one.
+  const http = args.includes('--http-port') ? [] : ['--http-port', '0'];
+  const child = spawn(process.execPath, [BIN, 'server', 'start', '--hostname', 'localhost', '--listen', '127.0.0.1', '-p', '0', '-m', '0', ...http, ...args], {
     cwd: dir,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -65,9 +66,14 @@ export function client(dir: string, port: number, who: 'BOOTSTRAP' | 'OPERATOR-o
   return new ApiClient({ host: 'localhost', port, ca: f('CA.crt'), cert: f(`${who}.crt`), key: f(`${who}.key`), connections, timeoutMs: 15_000 });
 }
 
-export async function csrPool(n: number): Promise<Buffer[]> {
-  const keys = Array.from({ length: 8 }, () => generateKey());
-  return Promise.all(Array.from({ length: n }, (_, i) => buildCsr(dn({ O: 'Test Vendor', OU: 'Signing', CN: randomUUID() }), keys[i % keys.length]!)));
+/**
+ * `n` device CSRs (CN a UUID), over 8 keys, all drawn from `rnd`: the same seed gives the same
+ * keys and UUIDs. Only the ECDSA signatures differ from run to run (their nonce is random).
+ */
+export async function csrPool(n: number, rnd: () => number): Promise<Buffer[]> {
+  const keys = Array.from({ length: 8 }, () => seededKey(rnd));
+  const names = Array.from({ length: n }, () => seededUuid(rnd));
+  return Promise.all(names.map((cn, i) => buildCsr(dn({ O: 'Test Vendor', OU: 'Signing', CN: cn }), keys[i % keys.length]!)));
 }
 
 /** A seeded PRNG (mulberry32), so a failing run can be replayed with its seed. */
@@ -82,14 +88,70 @@ export function prng(seed: number): () => number {
   };
 }
 
+export function seededBytes(rnd: () => number, n: number): Buffer {
+  const b = Buffer.alloc(n);
+  for (let i = 0; i < n; i++) b[i] = Math.floor(rnd() * 256);
+  return b;
+}
+
+/** A random (version 4) UUID drawn from `rnd` (RFC 9562 §5.4). */
+export function seededUuid(rnd: () => number): string {
+  const b = seededBytes(rnd, 16);
+  b[6] = (b[6]! & 0x0f) | 0x40;
+  b[8] = (b[8]! & 0x3f) | 0x80;
+  const h = b.toString('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+
+// The order of the P-256 group (SEC 2 §2.4.2): a private key is an integer in [1, n-1].
+const P256_N = 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n;
+
+/** A P-256 private key whose scalar is drawn from `rnd`. */
+export function seededKey(rnd: () => number): KeyObject {
+  for (;;) {
+    const d = seededBytes(rnd, 32);
+    const v = BigInt('0x' + d.toString('hex'));
+    if (v === 0n || v >= P256_N) continue;
+    const ecdh = createECDH('prime256v1');
+    ecdh.setPrivateKey(d);
+    const pub = ecdh.getPublicKey(null, 'uncompressed');
+    const jwk = { kty: 'EC', crv: 'P-256', d: d.toString('base64url'), x: pub.subarray(1, 33).toString('base64url'), y: pub.subarray(33).toString('base64url') };
+    return createPrivateKey({ key: jwk, format: 'jwk' });
+  }
+}
+
+/**
+ * The end of every harness: a one-line verdict (with the reasons if it failed), then one line of
+ * JSON a script can read (serials as decimal strings), then the exit code.
+ */
+export function finish(harness: string, reasons: string[], result: Record<string, unknown>): never {
+  const ok = reasons.length === 0;
+  console.log(ok ? `${harness}: passed` : `${harness}: FAILED: ${reasons.join('; ')}`);
+  console.log(JSON.stringify({ harness, ok, reason: ok ? null : reasons.join('; '), ...result }, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)));
+  process.exit(ok ? 0 : 1);
+}
+
+/** User plus system CPU seconds a process has used (/proc/PID/stat fields 14 and 15, in 1/100 s). */
+export function cpuSecondsOf(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100;
+}
+
 export function rssOf(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) * 1024 : 0;
 }
 
+/** A numeric flag (`--cycles 4`); anything but a finite number is a usage error. */
 export function arg(name: string, dflt: number): number {
   const i = process.argv.indexOf(name);
-  return i >= 0 ? Number(process.argv[i + 1]) : dflt;
+  if (i < 0) return dflt;
+  const v = Number(process.argv[i + 1]);
+  if (!Number.isFinite(v)) {
+    console.error(`${name} needs a number, got ${process.argv[i + 1] ?? 'nothing'}`);
+    process.exit(2);
+  }
+  return v;
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
