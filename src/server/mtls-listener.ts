@@ -9,14 +9,31 @@ import type { ServerConfig } from '../config.js';
 import { ConnectionGuard } from './connection-guard.js';
 
 /**
- * The mTLS check listener (`mport`): a client whose certificate chains to the CA and is not
- * revoked is logged with its chain and the connection closed; anything else is refused and
- * logged with the reason.
+ * Verdicts in our own words for the verify results a client can cause (the reason is written to
+ * the client, so no library text is passed through).
+ */
+const REASONS: Readonly<Record<string, string>> = {
+  CERT_HAS_EXPIRED: 'certificate has expired',
+  CERT_NOT_YET_VALID: 'certificate is not yet valid',
+  UNABLE_TO_VERIFY_LEAF_SIGNATURE: 'unable to verify the first certificate',
+  UNABLE_TO_GET_ISSUER_CERT: 'unable to verify the first certificate',
+  UNABLE_TO_GET_ISSUER_CERT_LOCALLY: 'unable to verify the first certificate',
+  DEPTH_ZERO_SELF_SIGNED_CERT: 'self-signed certificate',
+  SELF_SIGNED_CERT_IN_CHAIN: 'self-signed certificate in the chain',
+  CERT_SIGNATURE_FAILURE: 'certificate signature failure',
+  CERT_REJECTED: 'certificate rejected',
+  INVALID_PURPOSE: 'certificate not for client authentication',
+};
+
+/**
+ * The mTLS check listener (`mport`), whose only job is to tell a person whether a certificate
+ * works: after the handshake it writes one line, `OK serial=<decimal> subject=<RFC 4514>` for a
+ * certificate that chains to the CA and is not revoked, or `REFUSED <reason>`, then closes with
+ * close_notify; the log line says the same with the chain.
  *
  * Node.js verifies client certificates but never fails the handshake for a bad one (its OpenSSL
- * verify callback always continues, nodejs/node#20737): a rejected client sees the connection
- * closed right after the handshake, before any data, rather than a TLS alert. Only a missing
- * certificate gets an alert. Chain verification is OpenSSL's; revocation is the authority's.
+ * verify callback always continues, nodejs/node#20737), so the verdict goes in the data instead
+ * of a TLS alert. Chain verification is OpenSSL's; revocation is the authority's.
  */
 export class MtlsListener {
   readonly server: Server;
@@ -46,15 +63,20 @@ export class MtlsListener {
     if (!socket.authorized || revoked) {
       const who = peer && peer.subject ? ` (certificate ${Object.entries(peer.subject).map(([k, v]) => `${k}=${String(v)}`).join(',')})` : '';
       this.log.info(`mtls: connection from ${socket.remoteAddress}:${socket.remotePort} refused: ${revoked ? 'CERT_REVOKED' : String(socket.authorizationError)}${who}`);
-      socket.destroy();
+      const code = (socket.authorizationError as unknown as { code?: string } | undefined)?.code ?? String(socket.authorizationError);
+      const reason = !peer || !peer.raw ? 'no client certificate' : revoked ? 'certificate revoked' : (REASONS[code] ?? 'certificate not accepted');
+      this.close(socket, `REFUSED ${reason}\n`);
       return;
     }
     const parts: string[] = [];
+    let verdict = 'OK\n';
     let c: DetailedPeerCertificate | undefined = socket.getPeerCertificate(true);
     for (let i = 0; c && c.raw && i < 8; i++) {
       try {
         const p = parseCertificate(c.raw);
         parts.push(`[${i}] subject="${formatName(p.subject)}" serial=${p.serial}`);
+        // One line whatever an old certificate's subject holds.
+        if (i === 0) verdict = `OK serial=${p.serial} subject=${formatName(p.subject).replace(/[\u0000-\u001f\u007f-\u009f]/g, (ch) => `\\x${ch.charCodeAt(0).toString(16).padStart(2, '0')}`)}\n`;
       } catch {
         parts.push(`[${i}] (unparsable certificate)`);
       }
@@ -62,8 +84,12 @@ export class MtlsListener {
       c = c.issuerCertificate;
     }
     this.log.info(`mtls: connection accepted from ${socket.remoteAddress}:${socket.remotePort} ${parts.join(' ')}`);
-    socket.end();
-    // end() waits for the client to close its side; one that never does is not waited for long.
+    this.close(socket, verdict);
+  }
+
+  /** Writes the verdict and closes with close_notify; a client that never closes its side is not waited for long. */
+  private close(socket: TLSSocket, verdict: string): void {
+    socket.end(verdict);
     const timer = setTimeout(() => socket.destroy(), this.closeWithinMs);
     timer.unref();
     socket.once('close', () => clearTimeout(timer));

@@ -9,7 +9,11 @@ import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { spkiDer } from '../../src/asn1/keys.js';
+import { dn } from '../../src/asn1/name.js';
 import { toPem } from '../../src/asn1/pem.js';
+import { CertsDir } from '../../src/ca/certs-dir.js';
+import { deviceCertificate } from '../../src/ca/profiles.js';
 import { bodyFile, cborCsrBody, curl, freePort, identity, newDevice, spawnServer, startServer, type TestServer } from '../helpers/server.js';
 import { liteboot, openssl } from '../helpers/run.js';
 
@@ -287,5 +291,48 @@ describe('a delegated OCSP responder (ocsp_signer = "delegated")', () => {
 
   it('refuses to start without the responder files, saying what to run', async () => {
     await assert.rejects(startServer({ args: ['--http-port', String(await freePort())], toml: 'ocsp_signer = "delegated"' }), /the OCSP responder certificate not found at .*OCSP\.crt; run `liteboot setup-ocsp`/);
+  });
+});
+
+describe('the check listener says its verdict', () => {
+  let s: TestServer;
+  before(async () => {
+    s = await startServer();
+  });
+  after(async () => {
+    await s.stop();
+    s.cleanup();
+  });
+
+  /** openssl s_client against the check listener: what it printed after the handshake. */
+  const check = (cert?: string, key?: string): string => {
+    const r = spawnSync('openssl', ['s_client', '-connect', `127.0.0.1:${s.mport}`, '-CAfile', join(s.dir, 'certs', 'CA.crt'), '-ign_eof', '-quiet', ...(cert ? ['-cert', cert, '-key', key!] : [])], { input: '', encoding: 'utf8', timeout: 30_000 });
+    return r.stdout;
+  };
+
+  it('OK with the serial and subject for a good certificate; REFUSED for a revoked, a self-signed, an expired and a missing one', async () => {
+    const dev = await newDevice(s.dir);
+    const r = curl(s, identity(s.dir, 'BOOTSTRAP'), '/api/v1/cr', ['-H', 'Content-Type: application/cbor', '--data-binary', `@${bodyFile(s.dir, cborCsrBody(dev.csr))}`]);
+    assert.equal(r.status, 200);
+    const certFile = join(s.dir, 'v.crt');
+    writeFileSync(certFile, toPem('CERTIFICATE', r.body.subarray(7)));
+    const serial = BigInt('0x' + openssl(['x509', '-in', certFile, '-noout', '-serial']).stdout.trim().split('=')[1]);
+    assert.equal(check(certFile, dev.keyFile), `OK serial=${serial} subject=CN=${dev.id},OU=Signing,O=Test Vendor\n`);
+
+    revoke(s, serial, 1);
+    assert.equal(check(certFile, dev.keyFile), 'REFUSED certificate revoked\n');
+
+    const self = join(s.dir, 'self');
+    openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', `${self}.key`, '-subj', '/CN=stranger', '-days', '1', '-out', `${self}.crt`]);
+    assert.equal(check(`${self}.crt`, `${self}.key`), 'REFUSED self-signed certificate\n');
+
+    // Signed by the CA, but its validity ended yesterday.
+    const ca = new CertsDir(join(s.dir, 'certs')).loadCa();
+    const old = await newDevice(s.dir);
+    const der = await deviceCertificate(ca.issuer, { subject: dn({ O: 'Test Vendor', CN: old.id }), serial: 4711n, publicKey: spkiDer(old.key), notBefore: new Date(Date.now() - 3 * 86_400_000), days: 1 });
+    writeFileSync(join(s.dir, 'old.crt'), toPem('CERTIFICATE', der));
+    assert.equal(check(join(s.dir, 'old.crt'), old.keyFile), 'REFUSED certificate has expired\n');
+
+    assert.equal(check(), 'REFUSED no client certificate\n');
   });
 });
