@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { copyFileSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
+import type { ClientRequest } from 'node:http';
 import { request, Agent } from 'node:https';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
@@ -14,8 +16,8 @@ import { keyIdentifier } from '../../src/asn1/extensions.js';
 import { CertsDir } from '../../src/ca/certs-dir.js';
 import { bootstrapCertificate } from '../../src/ca/profiles.js';
 import { openStore } from '../../src/store/sqljs-store.js';
-import { BIN, FIXTURE, liteboot, openssl, tempDir } from '../helpers/run.js';
-import { cborCsrBody, curl, identity, makeCaDir, startServer } from '../helpers/server.js';
+import { BIN, FIXTURE, liteboot, tempDir } from '../helpers/run.js';
+import { cborCsrBody, curl, httpsRequest, identity, makeCaDir, spawnServer, startServer, tlsFiles } from '../helpers/server.js';
 
 const GO = [
   ['492ca910-8297-4e5e-bc99-a45bf0b3117f', '1795722176495076734', 1],
@@ -206,53 +208,117 @@ describe('regressions found by scripts/hostile.ts', () => {
 });
 
 describe('SIGTERM under load', () => {
-  test('stops accepting, finishes what is in flight, exits 0; every certificate handed out is recorded', async () => {
+  test('stops accepting, finishes what is in flight, exits 0; every certificate handed out is recorded', { timeout: 180_000 }, async () => {
     const s = await startServer();
-    const tlsFiles = { ca: readFileSync(join(s.dir, 'certs/CA.crt')), cert: readFileSync(join(s.dir, 'certs/BOOTSTRAP.crt')), key: readFileSync(join(s.dir, 'certs/BOOTSTRAP.key')) };
-    const received: bigint[] = [];
-    let stop = false;
+    const tls = tlsFiles(s.dir, identity(s.dir, 'BOOTSTRAP'));
+    const caCert = new X509Certificate(tls.ca);
+    // CSRs made before the load: the clients only send and parse (no process per request).
     const k = generateKey();
     const pool = await Promise.all(Array.from({ length: 64 }, () => buildCsr(dn({ CN: crypto.randomUUID() }), k)));
-    const client = async (n: number) => {
-      const agent = new Agent({ keepAlive: true, maxSockets: 1 });
-      for (let i = n; !stop; i += 8) {
-        const body = cborCsrBody(pool[i % pool.length]!);
-        try {
-          const res = await new Promise<{ status: number; body: Buffer }>((resolve, reject) => {
-            const req = request({ host: '127.0.0.1', servername: 'localhost', port: s.port, path: '/api/v1/cr', method: 'POST', agent, ...tlsFiles, headers: { 'Content-Type': 'application/cbor', 'Content-Length': body.length } }, (r) => {
-              const chunks: Buffer[] = [];
-              r.on('data', (c: Buffer) => chunks.push(c));
-              r.on('end', () => resolve({ status: r.statusCode ?? 0, body: Buffer.concat(chunks) }));
-              r.on('error', reject);
-            });
-            req.on('error', reject);
-            req.end(body);
-          });
-          if (res.status === 200) {
-            const f = join(s.dir, `got-${n}.crt`);
-            writeFileSync(f, toPem('CERTIFICATE', res.body.subarray(7)));
-            received.push(BigInt('0x' + openssl(['x509', '-in', f, '-noout', '-serial']).stdout.trim().slice(7)));
-          }
-        } catch {
-          if (s.child.exitCode !== null) break; // the server has gone: stop
-        }
-      }
-      agent.destroy();
+    const CBOR = { 'Content-Type': 'application/cbor' };
+    const received: bigint[] = [];
+    const unexpected: string[] = [];
+    const serialOf = (body: Buffer) => {
+      assert.equal(body.subarray(0, 5).toString('hex'), 'a201000259');
+      const x = new X509Certificate(body.subarray(7));
+      assert.ok(x.checkIssued(caCert) && x.verify(caCert.publicKey), 'signed by the CA');
+      return BigInt('0x' + x.serialNumber);
     };
-    const clients = Array.from({ length: 8 }, (_, i) => client(i));
-    await new Promise((r) => setTimeout(r, 800));
-    const code = await s.stop();
-    stop = true;
+    let signalled = false;
+    let enough!: () => void;
+    const loaded = new Promise<void>((r) => (enough = r));
+    const loadClient = async (n: number) => {
+      const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+      try {
+        for (let i = n; ; i += 8) {
+          let r;
+          try {
+            r = await httpsRequest(s, tls, 'POST', '/api/v1/cr', { agent, headers: CBOR, body: cborCsrBody(pool[i % pool.length]!) });
+          } catch (e) {
+            if (!signalled) unexpected.push(`before SIGTERM: ${(e as Error).message}`);
+            return; // after SIGTERM a connection closed or refused is expected: this client is done
+          }
+          if (r.status !== 200) unexpected.push(`HTTP ${r.status}: ${r.body.toString('latin1')}`);
+          else received.push(serialOf(r.body));
+          if (received.length >= 24) enough();
+        }
+      } finally {
+        agent.destroy();
+      }
+    };
+    /**
+     * A request the server has certainly begun (it answered `100 Continue`, which Node writes just
+     * before handing the request to the handler) but cannot finish until the rest of its body comes.
+     */
+    const heldRequest = (csr: Buffer) => {
+      const body = cborCsrBody(csr);
+      let begun!: () => void;
+      const continued = new Promise<void>((r) => (begun = r));
+      let req!: ClientRequest;
+      // never rejects: a request cut off is a status 0 with the error, for the assertion to show
+      const response = new Promise<{ status: number; connection?: string; body: Buffer }>((resolve) => {
+        const reject = (e: Error) => resolve({ status: 0, body: Buffer.from(`${e.message} before an answer`) });
+        req = request({ host: '127.0.0.1', servername: 'localhost', port: s.port, method: 'POST', path: '/api/v1/cr', ...tls, agent: false, headers: { ...CBOR, 'Content-Length': body.length, Expect: '100-continue' } }, (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, connection: res.headers.connection, body: Buffer.concat(chunks) }));
+          res.on('error', reject);
+        });
+        req.on('error', reject);
+        req.on('continue', () => {
+          req.write(body.subarray(0, 100));
+          begun();
+        });
+        req.flushHeaders();
+      });
+      return { continued, response, finish: () => req.end(body.subarray(100)) };
+    };
+
+    const clients = Array.from({ length: 8 }, (_, i) => loadClient(i));
+    const held = Array.from({ length: 4 }, (_, i) => heldRequest(pool[i]!));
+    await Promise.all([loaded, ...held.map((h) => h.continued)]);
+
+    const from = s.stderr().length;
+    signalled = true;
+    s.child.kill('SIGTERM');
+    await s.waitForStderr(/ INFO SIGTERM: stopping /, from);
+    // It no longer accepts connections, while the held requests are still open...
+    const refused = await httpsRequest(s, tls, 'GET', '/api/v1/ccs', { agent: undefined }).then(
+      (r) => `answered ${r.status}`,
+      (e: NodeJS.ErrnoException) => e.code,
+    );
+    assert.equal(refused, 'ECONNREFUSED');
+    assert.equal(s.child.exitCode, null, 'still running: requests are in flight');
+    // ...and finishes them once their bodies arrive.
+    for (const h of held) h.finish();
+    const answers = await Promise.all(held.map((h) => h.response));
     await Promise.all(clients);
+    const code = await s.exited;
+
+    assert.deepEqual(unexpected, []);
+    assert.equal(code, 0, s.stderr());
+    assert.match(s.stderr().slice(from), / INFO stopped cleanly\n/);
+    for (const a of answers) {
+      assert.equal(a.status, 200, a.body.toString('latin1'));
+      assert.equal(a.connection, 'close', 'answered while stopping');
+      received.push(serialOf(a.body));
+    }
+    assert.ok(received.length >= 28, `received ${received.length}`);
+    assert.equal(new Set(received).size, received.length, 'distinct serials');
+
+    // After a restart on the same directory, every certificate a client received is known and valid.
+    const again = await spawnServer(s.dir, s.cleanup);
     try {
-      assert.equal(code, 0, s.stderr());
-      assert.match(s.stderr(), /stopped cleanly/);
-      assert.ok(received.length > 10, `received ${received.length}`);
-      const store = await openStore({ path: join(s.dir, 'CADB.db') });
-      for (const serial of received) assert.ok(await store.findBySerial(serial), `serial ${serial} recorded`);
-      await store.close();
+      const agent = new Agent({ keepAlive: true, maxSockets: 4 });
+      try {
+        const statuses = await Promise.all(received.map(async (serial) => (await httpsRequest(again, tls, 'GET', `/api/v1/cs/${serial}`, { agent, headers: CBOR })).body.toString('hex')));
+        assert.deepEqual(statuses.map((h, i) => (h === 'a10101' ? '' : `${received[i]}: ${h}`)).filter(Boolean), []);
+      } finally {
+        agent.destroy();
+      }
     } finally {
-      s.cleanup();
+      assert.equal(await again.stop(), 0);
+      again.cleanup();
     }
   });
 });
