@@ -185,7 +185,8 @@ describe('the other calls as commands', () => {
     assert.equal(lb(['device', 'status', uuid!]).stdout, `${uuid}: no valid certificates\n`);
     const denied = lb(['cert', 'revoke', newSerial, '--device', uuid!]);
     assert.equal(denied.code, 1, 'a revoked certificate can no longer call');
-    assert.match(denied.stderr, /^liteboot: /);
+    // its connection is closed right after the handshake (API.md "Who may call what")
+    assert.match(denied.stderr, /^liteboot: the connection to localhost:\d+ was closed by the server \((?:ECONNRESET|EPIPE|socket hang up)\)\n$/);
   });
 
   test('usage mistakes exit 2', () => {
@@ -254,7 +255,7 @@ describe('decode-cbor', () => {
         const m = /^\{"Status":0,"Cert":"([A-Za-z0-9+/]*={0,2})"\}\n$/.exec(out.stdout);
         assert.ok(m, out.stdout);
         assert.ok(Buffer.from(m[1]!, 'base64').equals(der), `${name}: decode-cbor's certificate is the DER at offset 7`);
-        assert.equal(decode(file, 'auto').stdout, out.stdout);
+        if (name === rsps[0]) assert.equal(decode(file, 'auto').stdout, out.stdout); // auto: once here, every kind above
 
         // our /cr encoder gives the Go server's bytes, every one
         assert.ok(certificateResponse('cbor', der).equals(body), `${name}: certificateResponse is byte for byte the Go body`);

@@ -100,7 +100,7 @@ export async function spawnServer(dir: string, cleanup: () => void, args: string
       });
     });
   const ports = await new Promise<[number, number]>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start: ${out} ${err}`)), 20_000);
+    const timer = setTimeout(() => reject(new Error(`server did not start: ${out} ${err}`)), 60_000);
     const check = () => {
       const m = /https:\/\/localhost:(\d+)\/api\/v1 \(mTLS check on port (\d+)/.exec(out);
       if (m) {

@@ -16,7 +16,7 @@ import { keyIdentifier } from '../../src/asn1/extensions.js';
 import { CertsDir } from '../../src/ca/certs-dir.js';
 import { bootstrapCertificate } from '../../src/ca/profiles.js';
 import { openStore } from '../../src/store/sqljs-store.js';
-import { BIN, FIXTURE, liteboot, tempDir } from '../helpers/run.js';
+import { BIN, FIXTURE, liteboot, openssl, tempDir } from '../helpers/run.js';
 import { cborCsrBody, curl, httpsRequest, identity, makeCaDir, spawnServer, startServer, tlsFiles } from '../helpers/server.js';
 
 const GO = [
@@ -75,9 +75,11 @@ describe('a database written by the original Go server', () => {
       writeFileSync(f, cborCsrBody(csr));
       const r = curl(s, who, '/api/v1/cr', ['-H', 'Content-Type: application/cbor', '--data-binary', `@${f}`]);
       assert.equal(r.status, 403);
+      const message = Buffer.from('a device certificate may not call this endpoint');
+      assert.equal(r.body.toString('hex'), `a1656572726f7278${message.length.toString(16)}${message.toString('hex')}`); // {"error": "<message>"}
       assert.equal(curl(s, who, '/api/v1/ccs').status, 200, 'it is a device certificate: read-only endpoints are open');
     } finally {
-      await s.stop();
+      assert.equal(await s.stop(), 0);
       s.cleanup();
     }
   });
@@ -356,9 +358,12 @@ describe('liteboot up', () => {
       assert.match(out, /wrote .*BOOTSTRAP\.crt/);
       const r = curl({ dir, port }, identity(dir, 'BOOTSTRAP'), '/api/v1/ccs');
       assert.equal(r.status, 200);
+      assert.equal(r.body.toString(), '{"Hubname":"","Port":8883}\n');
+      assert.equal(openssl(['verify', '-CAfile', join(dir, 'certs', 'CA.crt'), join(dir, 'certs', 'BOOTSTRAP.crt')]).stdout, `${join(dir, 'certs', 'BOOTSTRAP.crt')}: OK\n`);
     } finally {
+      const exited = child.exitCode !== null ? Promise.resolve(child.exitCode) : new Promise<number | null>((r) => child.once('exit', r));
       child.kill('SIGTERM');
-      await new Promise((r) => child.once('exit', r));
+      assert.equal(await exited, 0, 'exit 0 after SIGTERM');
       cleanup();
     }
   });
