@@ -16,7 +16,7 @@ before(async () => {
   s = await startServer();
 });
 after(async () => {
-  await s.stop();
+  assert.equal(await s.stop(), 0, 'exit 0 after SIGTERM');
   s.cleanup();
 });
 

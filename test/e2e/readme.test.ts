@@ -46,8 +46,9 @@ test('the README\'s API examples work as written against `liteboot up`', async (
     assert.match(r.stdout, /Verify return code: 0 \(ok\)/);
     assert.match(r.stdout, /\{"Status":0\}\n$/, 'the last example shows the revoked certificate');
   } finally {
+    const exited = child.exitCode !== null ? Promise.resolve(child.exitCode) : new Promise<number | null>((r) => child.once('exit', r));
     child.kill('SIGTERM');
-    await new Promise((r) => child.once('exit', r));
+    assert.equal(await exited, 0, `exit 0 after SIGTERM\n${err}`);
     cleanup();
   }
 });

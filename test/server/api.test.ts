@@ -349,6 +349,14 @@ describe('policy (API.md "stricter or better" 1, 2, 4)', () => {
       openssl(['req', '-new', ...args, '-nodes', '-keyout', join(s.dir, 'k.key'), '-subj', `/CN=${crypto.randomUUID()}`, '-outform', 'DER', '-out', csr]);
       const r = curl(s, bootstrap, '/api/v1/cr', [...CBOR, '--data-binary', `@${bodyFile(s.dir, cborCsrBody(require('fs').readFileSync(csr)))}`]);
       assert.equal(r.status, ok ? 200 : 400, args.join(' '));
+      if (ok) {
+        const f = join(s.dir, 'k.crt');
+        writeFileSync(f, toPem('CERTIFICATE', r.body.subarray(7)));
+        assert.equal(openssl(['verify', '-CAfile', join(s.dir, 'certs/CA.crt'), f]).stdout, `${f}: OK\n`, args.join(' '));
+        assert.equal(openssl(['x509', '-in', f, '-noout', '-pubkey']).stdout, openssl(['pkey', '-in', join(s.dir, 'k.key'), '-pubout']).stdout, `${args.join(' ')}: the CSR's key`);
+      } else {
+        assert.equal(hex(r.body), errorBody('cbor', 'CSR refused: a RSA 1024 key is not accepted (use ECDSA P-256 or P-384, Ed25519, or RSA 2048-8192)'));
+      }
     }
   });
 });
