@@ -190,9 +190,17 @@ describe('the other calls as commands', () => {
   });
 
   test('usage mistakes exit 2', () => {
-    assert.equal(lb(['cert', 'status', 'abc']).code, 2);
-    assert.equal(lb(['cert', 'revoke', '1']).code, 2);
-    assert.equal(lb(['device', 'status', 'not-a-uuid']).code, 2);
+    const cases: [string[], string][] = [
+      [['cert', 'status', 'abc'], 'liteboot: "abc" is not a decimal certificate serial\n'],
+      [['cert', 'revoke', '1'], 'liteboot: say who revokes: --operator NAME or --device UUID\n'],
+      [['device', 'status', 'not-a-uuid'], 'liteboot: "not-a-uuid" is not a UUID\n'],
+    ];
+    for (const [args, message] of cases) {
+      const r = lb(args);
+      assert.equal(r.code, 2, args.join(' '));
+      assert.equal(r.stderr, message, args.join(' '));
+      assert.equal(r.stdout, '', args.join(' '));
+    }
   });
 });
 

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { X509Certificate } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -325,7 +326,7 @@ describe('policy (API.md "stricter or better" 1, 2, 4)', () => {
     const id = crypto.randomUUID();
     const r = post(await newDevice(s.dir, dn({ CN: id }), id));
     assert.equal(r.status, 200, r.body.toString('latin1'));
-    assert.equal(new (require('node:crypto') as typeof import('node:crypto')).X509Certificate(r.body.subarray(7)).subject, `CN=${id}`);
+    assert.equal(new X509Certificate(r.body.subarray(7)).subject, `CN=${id}`);
   });
 
   test('extensions requested in the CSR are not copied', async () => {
@@ -532,7 +533,6 @@ describe('the mTLS listener', () => {
 
 describe('concurrency (API.md improvement 6)', () => {
   test('64 enrolments from 16 concurrent clients all succeed, with distinct serials, each verified and recorded', async () => {
-    const { X509Certificate } = await import('node:crypto');
     const CLIENTS = 16;
     const EACH = 4;
     const tls = tlsFiles(s.dir, bootstrap);
