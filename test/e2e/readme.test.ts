@@ -51,8 +51,9 @@ test('the README\'s API examples work as written against `liteboot up`', async (
     assert.match(r.stdout, /Serial Number: [0-9A-F]+\n/, 'the CRL lists it');
     assert.match(r.stdout, /certificate revoked[\s\S]*USER\.crt refused\n$/, 'openssl refuses it with the CRL');
   } finally {
+    const exited = child.exitCode !== null ? Promise.resolve(child.exitCode) : new Promise<number | null>((r) => child.once('exit', r));
     child.kill('SIGTERM');
-    await new Promise((r) => child.once('exit', r));
+    assert.equal(await exited, 0, `exit 0 after SIGTERM\n${err}`);
     cleanup();
   }
 });

@@ -1,6 +1,8 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+import { request, type Agent } from 'node:https';
 import { createServer as createNetServer } from 'node:net';
 import { join } from 'node:path';
 import { buildCsr } from '../../src/asn1/csr.js';
@@ -20,6 +22,13 @@ export interface TestServer {
   /** Everything the server wrote to stderr so far. */
   stderr(): string;
   stdout(): string;
+  /**
+   * Resolves with the first match of `re` in what the server wrote to stderr from offset `from`
+   * on, as soon as it is written; rejects if the server exits first or after `timeoutMs`.
+   */
+  waitForStderr(re: RegExp, from?: number, timeoutMs?: number): Promise<RegExpExecArray>;
+  /** Resolves with the exit code when the process has exited. */
+  exited: Promise<number | null>;
   /** SIGTERM, then the exit code. */
   stop(): Promise<number | null>;
   cleanup(): void;
@@ -61,11 +70,42 @@ export async function spawnServer(dir: string, cleanup: () => void, args: string
   });
   let out = '';
   let err = '';
+  const watchers = new Set<() => void>();
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => {
+    err += d.toString();
+    for (const w of [...watchers]) w();
+  });
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  const waitForStderr = (re: RegExp, from = 0, timeoutMs = 60_000) =>
+    new Promise<RegExpExecArray>((resolve, reject) => {
+      const done = () => {
+        watchers.delete(check);
+        clearTimeout(timer);
+      };
+      const check = () => {
+        const m = re.exec(err.slice(from));
+        if (m) {
+          done();
+          resolve(m);
+        }
+      };
+      const timer = setTimeout(() => {
+        done();
+        reject(new Error(`no ${re} on the server's stderr within ${timeoutMs} ms:\n${err.slice(from)}`));
+      }, timeoutMs);
+      watchers.add(check);
+      check();
+      void exited.then((code) => {
+        if (!watchers.has(check)) return;
+        check();
+        if (!watchers.has(check)) return;
+        done();
+        reject(new Error(`the server exited (${code}) before ${re} appeared on its stderr:\n${err.slice(from)}`));
+      });
+    });
   const ports = await new Promise<[number, number]>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start: ${out} ${err}`)), 20_000);
+    const timer = setTimeout(() => reject(new Error(`server did not start: ${out} ${err}`)), 60_000);
     const check = () => {
       const m = /https:\/\/localhost:(\d+)\/api\/v1 \(mTLS check on port (\d+)/.exec(out);
       if (m) {
@@ -87,6 +127,8 @@ export async function spawnServer(dir: string, cleanup: () => void, args: string
     child,
     stderr: () => err,
     stdout: () => out,
+    waitForStderr,
+    exited,
     stop: async () => {
       if (child.exitCode === null) child.kill('SIGTERM');
       return exited;
@@ -138,6 +180,60 @@ export function curl(s: { dir: string; port: number }, who: Identity | undefined
     }
   };
   return { code: r.status ?? -1, status: Number(r.stdout || 0), headers: read(`${out}.headers`).toString(), body: read(`${out}.body`), stderr: r.stderr };
+}
+
+export interface TlsFiles {
+  ca: Buffer;
+  cert: Buffer;
+  key: Buffer;
+}
+
+/** The CA certificate and `who`'s certificate and key, read for node:https. */
+export function tlsFiles(dir: string, who: Identity): TlsFiles {
+  return { ca: readFileSync(join(dir, 'certs', 'CA.crt')), cert: readFileSync(who.cert), key: readFileSync(who.key) };
+}
+
+export interface HttpsResult {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: Buffer;
+  /** The local port of the connection that carried the request. */
+  localPort: number;
+}
+
+/**
+ * One request with node:https (no process to spawn: cheap enough for load). Give an `agent`
+ * (keep-alive, maxSockets 1) to reuse one connection per client.
+ */
+export function httpsRequest(
+  s: { port: number },
+  tls: TlsFiles,
+  method: string,
+  path: string,
+  o: { headers?: OutgoingHttpHeaders; body?: Buffer; agent?: Agent } = {},
+): Promise<HttpsResult> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      {
+        host: '127.0.0.1',
+        servername: 'localhost',
+        port: s.port,
+        method,
+        path,
+        ...tls,
+        agent: o.agent,
+        headers: { ...o.headers, ...(o.body ? { 'Content-Length': o.body.length } : {}) },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks), localPort: req.socket?.localPort ?? 0 }));
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end(o.body);
+  });
 }
 
 export function cborCsrBody(der: Uint8Array): Buffer {
