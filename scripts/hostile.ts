@@ -205,9 +205,13 @@ async function openHostile(srv: ServerProcess, dir: string, into: Hostile[], cou
   const slowText = 'GET /api/v1/ccs HTTP/1.1\r\nHost: localhost\r\nX-Slow: ' + 'a'.repeat(200) + '\r\n\r\n';
   const unreadText = `${UNREAD_REQUEST}Host: localhost\r\n\r\n`.repeat(2000);
   let nohello = 0;
+  let opened = 0;
   const errors: string[] = [];
   const one = (kind: Kind) =>
     new Promise<void>((resolve) => {
+      // The attack comes from 16 hosts (127.0.0.2-17), the well-behaved clients from 127.0.0.1:
+      // one host alone is held to max_connections_per_address, which is the point of that cap.
+      const localAddress = `127.0.0.${2 + (opened++ % 16)}`;
       let settled = false;
       const h: Hostile = { s: undefined as unknown as Socket, kind, ready: 0 };
       // A cap, not a pace: on any machine a connection is established long before this.
@@ -234,10 +238,11 @@ async function openHostile(srv: ServerProcess, dir: string, into: Hostile[], cou
         t.unref();
       };
       if (kind === 'nohello') {
-        h.s = tcpConnect(nohello++ % 2 ? srv.mport : srv.port, '127.0.0.1', ready);
+        h.s = tcpConnect({ port: nohello++ % 2 ? srv.mport : srv.port, host: '127.0.0.1', localAddress }, ready);
         h.s.resume(); // connected, then silence: no ClientHello
       } else {
-        const s: TLSSocket = connect(tls, () => {
+        const raw = tcpConnect({ port: tls.port, host: tls.host, localAddress });
+        const s: TLSSocket = connect({ ...tls, socket: raw }, () => {
           if (kind === 'idle') {
             s.resume();
             ready();
