@@ -311,7 +311,15 @@ describe('EST with the allowlist on and a cloud provider', () => {
       const nd = liteboot(['new-device', 'localhost', '--port', String(s.port), '--format', 'est'], { cwd: s.dir });
       assert.equal(nd.code, 1, nd.stdout);
       assert.match(nd.stderr, /the server refused \(HTTP 403\): device not expected/);
-      const registered = new Promise<void>((r) => (hooked = () => hooks.some((h) => h.deviceId === id) && r()));
+      const registered = new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`the provider never heard of ${id}: ${JSON.stringify(hooks)}`)), 30_000);
+        hooked = () => {
+          if (!hooks.some((h) => h.deviceId === id)) return;
+          clearTimeout(timer);
+          resolve();
+        };
+        hooked();
+      });
       issued(s, post(s, identity(s.dir, 'OPERATOR-alice'), 'simpleenroll', csr));
       await registered;
       // ... and once allowed, the bootstrap credential may enrol another id.
