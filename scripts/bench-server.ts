@@ -12,8 +12,6 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createNetServer } from 'node:net';
-import { Agent, request } from 'node:https';
-import { createSecureContext } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -23,6 +21,7 @@ import { dn } from '../src/asn1/name.js';
 import { CertsDir } from '../src/ca/certs-dir.js';
 import { setupBootstrap, setupCa } from '../src/ca/setup.js';
 import { openStore } from '../src/store/sqljs-store.js';
+import { cborCsrBody, cpuSeconds, isCrCertificate, load, summarize, type LoadResult } from './lib/load.js';
 
 const args = process.argv.slice(2);
 const opt = (name: string, dflt: number) => {
@@ -38,15 +37,10 @@ const STAGES = (args.includes('--stages') ? args[args.indexOf('--stages') + 1]! 
 const PROVIDER_DOWN = args.includes('--provider-down');
 const BIN = fileURLToPath(new URL('../../bin/liteboot.js', import.meta.url));
 
-function cborBody(der: Buffer): Buffer {
-  const head = Buffer.from([0x81, 0x59, der.length >> 8, der.length & 0xff]);
-  return Buffer.concat([head, der]);
-}
-
 /** CSRs made before timing starts, so the load generator spends its CPU on requests. */
 async function csrPool(n: number): Promise<Buffer[]> {
   const keys = Array.from({ length: 16 }, () => generateKey());
-  return Promise.all(Array.from({ length: n }, async (_, i) => cborBody(await buildCsr(dn({ O: 'Test Vendor', OU: 'Signing', CN: randomUUID() }), keys[i % keys.length]!))));
+  return Promise.all(Array.from({ length: n }, async (_, i) => cborCsrBody(await buildCsr(dn({ O: 'Test Vendor', OU: 'Signing', CN: randomUUID() }), keys[i % keys.length]!))));
 }
 
 async function startServer(dir: string): Promise<{ child: ChildProcess; port: number }> {
@@ -72,79 +66,25 @@ async function stopServer(child: ChildProcess): Promise<void> {
   await new Promise((r) => child.once('exit', r));
 }
 
-interface Result {
-  ok: number;
-  errors: number;
-  seconds: number;
-  latencies: number[];
-}
-
-async function load(port: number, tlsFiles: { ca: Buffer; cert: Buffer; key: Buffer }, pool: Buffer[], keepAlive: boolean): Promise<Result> {
-  // One secure context for every connection: building one per connection would dominate the client's cost.
-  const tls = { secureContext: createSecureContext(tlsFiles) };
-  const end = performance.now() + SECONDS * 1000;
-  let next = 0;
-  const r: Result = { ok: 0, errors: 0, seconds: SECONDS, latencies: [] };
-  const client = async () => {
-    const agent = keepAlive ? new Agent({ keepAlive: true, maxSockets: 1, ...tls }) : undefined;
-    while (performance.now() < end) {
-      const body = pool[next++ % pool.length]!;
-      const t0 = performance.now();
-      try {
-        const { status, data } = await new Promise<{ status: number; data: Buffer }>((resolve, reject) => {
-          const req = request(
-            {
-              host: '127.0.0.1',
-              servername: 'localhost',
-              port,
-              path: '/api/v1/cr',
-              method: 'POST',
-              headers: { 'Content-Type': 'application/cbor', 'Content-Length': body.length, ...(keepAlive ? {} : { Connection: 'close' }) },
-              ...(agent ? { agent } : { agent: false, ...tls }),
-            },
-            (res) => {
-              const chunks: Buffer[] = [];
-              res.on('data', (c: Buffer) => chunks.push(c));
-              res.on('end', () => resolve({ status: res.statusCode ?? 0, data: Buffer.concat(chunks) }));
-              res.on('error', reject);
-            },
-          );
-          req.on('error', reject);
-          req.end(body);
-        });
-        // Checked: 200, `a2 01 00 02 59 LLLL` and a DER SEQUENCE of exactly that length.
-        const len = data.length >= 7 ? data.readUInt16BE(5) : -1;
-        if (status === 200 && data[0] === 0xa2 && data[1] === 1 && data[2] === 0 && data[3] === 2 && data[4] === 0x59 && len === data.length - 7 && data[7] === 0x30) {
-          r.ok++;
-          r.latencies.push(performance.now() - t0);
-        } else {
-          r.errors++;
-        }
-      } catch {
-        r.errors++;
-      }
-    }
-    agent?.destroy();
-  };
-  const t0 = performance.now();
-  await Promise.all(Array.from({ length: CLIENTS }, client));
-  r.seconds = (performance.now() - t0) / 1000;
-  return r;
-}
-
-function cpuSeconds(pid: number): number {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(f[11]) + Number(f[12])) / 100; // utime + stime, in clock ticks
+/** POST /api/v1/cr in CBOR from CLIENTS clients for SECONDS, every answer's framing checked. */
+function loadCr(port: number, tls: { ca: Buffer; cert: Buffer; key: Buffer }, pool: Buffer[], keepAlive: boolean): Promise<LoadResult> {
+  return load({
+    port,
+    tls,
+    seconds: SECONDS,
+    clients: CLIENTS,
+    keepAlive,
+    request: (n) => ({ path: '/api/v1/cr', headers: { 'Content-Type': 'application/cbor' }, body: pool[n % pool.length]! }),
+    check: (status, _headers, data) => isCrCertificate(status, data),
+  });
 }
 
 const figures: Record<string, unknown> = { seconds: SECONDS, clients: CLIENTS, prefill: PREFILL };
 
-function report(label: string, key: string, r: Result): number {
-  const l = r.latencies.sort((a, b) => a - b);
-  const q = (p: number) => (l.length ? l[Math.min(l.length - 1, Math.floor(p * l.length))]! : NaN);
-  const rate = r.ok / r.seconds;
-  console.log(`${label}: ${rate.toFixed(0)} certificates/s, ${r.ok} ok, ${r.errors} errors, latency p50 ${q(0.5).toFixed(1)} ms, p99 ${q(0.99).toFixed(1)} ms`);
-  figures[key] = { perSecond: Math.round(rate), ok: r.ok, errors: r.errors, p50Ms: Math.round(q(0.5) * 10) / 10, p99Ms: Math.round(q(0.99) * 10) / 10 };
+function report(label: string, key: string, r: LoadResult): number {
+  const { rate, p50, p99 } = summarize(r);
+  console.log(`${label}: ${rate.toFixed(0)} certificates/s, ${r.ok} ok, ${r.errors} errors, latency p50 ${p50 ?? '-'} ms, p99 ${p99 ?? '-'} ms`);
+  figures[key] = { perSecond: Math.round(rate), ok: r.ok, errors: r.errors, p50Ms: p50 ?? null, p99Ms: p99 ?? null };
   return rate;
 }
 
@@ -185,7 +125,7 @@ try {
     for (const keepAlive of [true, false].filter((k) => MODES.includes(k ? 'keepalive' : 'newconn'))) {
       const s0 = cpuSeconds(child.pid!);
       const c0 = process.cpuUsage();
-      const r = await load(port, tls, pool, keepAlive);
+      const r = await loadCr(port, tls, pool, keepAlive);
       const server = (cpuSeconds(child.pid!) - s0) / r.seconds;
       const c = process.cpuUsage(c0);
       const client = (c.user + c.system) / 1e6 / r.seconds;

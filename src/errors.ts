@@ -24,6 +24,7 @@ export type ErrorCode =
   | 'BAD_SUBJECT'
   // requests (the server maps these to HTTP statuses in src/server/status.ts)
   | 'BAD_CONTENT_TYPE'
+  | 'UNSUPPORTED_MEDIA_TYPE'
   | 'BAD_BODY'
   | 'BAD_UPLOAD'
   | 'BAD_UUID'

@@ -54,6 +54,21 @@ export function tlv(tag: number, ...content: Uint8Array[]): Buffer {
 
 export const sequence = (...content: Uint8Array[]): Buffer => tlv(TAG.SEQUENCE, ...content);
 export const set = (...content: Uint8Array[]): Buffer => tlv(TAG.SET, ...content);
+/**
+ * SET OF in DER order (X.690 §11.6): the encodings ascending as octet strings, the shorter
+ * padded with trailing zero octets (`set` keeps the order given: for SETs of one member).
+ */
+export function setOf(members: readonly Uint8Array[]): Buffer {
+  return set(...[...members].sort(compareDer));
+}
+
+function compareDer(a: Uint8Array, b: Uint8Array): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return a[i]! - b[i]!;
+  const longer = a.length > b.length ? a : b;
+  for (let i = n; i < longer.length; i++) if (longer[i] !== 0) return longer === a ? 1 : -1;
+  return 0;
+}
 export const octetString = (b: Uint8Array): Buffer => tlv(TAG.OCTET_STRING, b);
 /** A BIT STRING with no unused bits (signatures, public keys). */
 export const bitString = (b: Uint8Array): Buffer => tlv(TAG.BIT_STRING, Buffer.from([0]), b);

@@ -1,4 +1,7 @@
 import { keyIdentifier } from '../asn1/extensions.js';
+import { parseCertificate } from '../asn1/certificate.js';
+import { formatName } from '../asn1/name.js';
+import { OID } from '../asn1/oids.js';
 import { toPem } from '../asn1/pem.js';
 import { LitebootError } from '../errors.js';
 import type { CredentialKind, Store } from '../store/types.js';
@@ -77,7 +80,7 @@ export interface AuthorityOptions {
   audit?: AuditSink;
 }
 
-/** How a certificate was asked for, for the audit trail. */
+/** How a certificate was asked for: the original API's cr, p10cr and kur, or EST (RFC 7030), for the audit trail. */
 export type IssueVia = 'cr' | 'p10cr' | 'kur' | 'est';
 
 /** RFC 5280 §5.3.1 CRLReason values (7 is unused). */
@@ -198,9 +201,14 @@ export class Authority {
     this.issueListeners.push(listener);
   }
 
-  /** cr and p10cr: a new device certificate for a CSR that passes policy. */
+  /**
+   * cr, p10cr and EST simpleenroll (`via: 'est'`): a new device certificate for a CSR that passes
+   * policy. The same rules for every channel; only the `issued_by` record says which one
+   * (`est:bootstrap:<serial>`), keeping the credential.
+   */
   async enrol(csrDer: Uint8Array, caller: Caller, via: IssueVia = 'cr'): Promise<Issued> {
     const req = await acceptCsr(csrDer, this.o.policy);
+    caller = via === 'est' ? { ...caller, label: `est:${caller.label}` } : caller;
     if (caller.role !== 'bootstrap') return this.issue(req, caller, via); // an operator may give an enrolled device a new key
     const rules = this.o.enrolment ?? { mode: 'open', allowRebind: false };
     if (rules.mode === 'allowlist' && !(await this.o.store.isAllowed(req.deviceId))) {
@@ -233,6 +241,34 @@ export class Authority {
       throw new LitebootError('FORBIDDEN', `the CSR's CN "${req.deviceId}" is not the CN of your certificate`);
     }
     return this.issue(req, caller, 'kur');
+  }
+
+  /**
+   * EST simplereenroll (RFC 7030 §4.2.2): a new certificate, for a new key or the same one, with
+   * the caller's current certificate. "The request Subject field and SubjectAltName extension
+   * MUST be identical to the corresponding fields in the certificate being renewed/rekeyed." The
+   * old certificate stays valid, as with kur.
+   */
+  async reenrol(csrDer: Uint8Array, caller: Caller): Promise<Issued> {
+    const req = await acceptCsr(csrDer, this.o.policy);
+    const current = caller.role === 'device' ? await this.o.store.findBySerial(caller.serial) : undefined;
+    if (!current) throw new LitebootError('FORBIDDEN', 'only a device certificate may re-enrol (RFC 7030 §4.2.2: with the certificate being renewed)');
+    const cert = parseCertificate(current.der);
+    const theirs = cert.subject.map((a) => (a.type === OID.commonName ? { type: a.type, value: canonicalUuid(a.value) ?? a.value } : a));
+    const same = theirs.length === req.subject.length && theirs.every((a, i) => a.type === req.subject[i]!.type && a.value === req.subject[i]!.value);
+    if (!same) {
+      throw new LitebootError('FORBIDDEN', `CSR refused: the subject "${formatName(req.subject)}" is not that of your certificate "${formatName(theirs)}" (RFC 7030 §4.2.2)`);
+    }
+    // Device certificates never carry a subjectAltName (profiles.ts; nor did the Go server's):
+    // an identical SAN is no SAN.
+    const asked = req.csr.requestedExtensions.includes(OID.subjectAltName);
+    if (asked || cert.extensionOids.includes(OID.subjectAltName)) {
+      throw new LitebootError(
+        'FORBIDDEN',
+        asked ? 'CSR refused: it asks for a subjectAltName, and your certificate has none (RFC 7030 §4.2.2)' : 'CSR refused: your certificate has a subjectAltName, which liteboot does not issue to devices (RFC 7030 §4.2.2)',
+      );
+    }
+    return this.issue(req, { ...caller, label: `est:${caller.label}` }, 'est');
   }
 
   /**

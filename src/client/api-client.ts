@@ -6,6 +6,8 @@ import { cborMap, encodeCbor } from '../protocol/cbor.js';
 import { MEDIA_TYPE, type Format } from '../protocol/format.js';
 import { decodeResponse, WireError, type Response, type ResponseKind } from '../protocol/responses.js';
 import { toPem } from '../asn1/pem.js';
+import { parseCertsOnly } from '../asn1/pkcs7.js';
+import { decodeEstBody, encodeEstBody, EST_MEDIA, mediaTypeOf } from '../protocol/est.js';
 
 /** How a device reaches liteboot: the server, the CA it trusts, the certificate it presents. */
 export interface ClientOptions {
@@ -21,7 +23,8 @@ export interface ClientOptions {
   timeoutMs?: number;
 }
 
-export type EnrolFormat = Format | 'p10';
+/** How new-device enrols: /cr in CBOR or JSON, /p10cr, or EST simpleenroll (RFC 7030). */
+export type EnrolFormat = Format | 'p10' | 'est';
 
 interface RawResponse {
   status: number;
@@ -118,6 +121,7 @@ export class ApiClient {
 
   /** cr (CBOR or JSON) or p10cr: the certificate DER. */
   async enrol(csrDer: Buffer, format: EnrolFormat, path = '/api/v1/cr'): Promise<Buffer> {
+    if (format === 'est') return this.estEnrol(csrDer);
     if (format === 'p10') {
       const boundary = `liteboot${randomBytes(12).toString('hex')}`;
       const body = Buffer.from(
@@ -133,6 +137,29 @@ export class ApiClient {
     const r = await this.call('POST', path, format, 'csr', body);
     if (r.kind !== 'csr' || r.status !== 0) throw new LitebootError('SERVER_FAILED', 'the server answered with a non-zero status');
     return r.der;
+  }
+
+  /**
+   * EST simpleenroll (RFC 7030 §4.2): a base64 PKCS#10 in, a base64 certs-only PKCS#7 with the
+   * one new certificate out; errors are text/plain.
+   */
+  private async estEnrol(csrDer: Buffer): Promise<Buffer> {
+    const r = await this.raw('POST', '/.well-known/est/simpleenroll', encodeEstBody(csrDer), { 'Content-Type': EST_MEDIA.csr });
+    const message = () => r.body.toString('utf8').trim().slice(0, 200);
+    if (r.status >= 500) throw new LitebootError('SERVER_FAILED', `the server failed (HTTP ${r.status}): ${message()}`);
+    if (r.status !== 200) throw new LitebootError('SERVER_REFUSED', `the server refused (HTTP ${r.status}): ${message()}`);
+    const type = mediaTypeOf(String(r.headers['content-type'] ?? ''));
+    if (type !== EST_MEDIA.cacerts) throw new LitebootError('SERVER_FAILED', `the simpleenroll answer is ${type || 'untyped'}, not ${EST_MEDIA.cacerts}`);
+    let certs: Buffer[];
+    try {
+      const der = decodeEstBody(r.body);
+      if (!der) throw new LitebootError('BAD_DER', 'it is not base64');
+      certs = parseCertsOnly(der);
+    } catch (e) {
+      throw new LitebootError('SERVER_FAILED', `the simpleenroll answer is not a base64 certs-only PKCS#7: ${(e as Error).message}`);
+    }
+    if (certs.length !== 1) throw new LitebootError('SERVER_FAILED', `the simpleenroll answer holds ${certs.length} certificates, not 1`);
+    return certs[0]!;
   }
 
   keyUpdate(csrDer: Buffer, format: Format): Promise<Buffer> {

@@ -15,7 +15,8 @@ export class NewDeviceCommand extends ClientCommand {
     details: `
       What \`new-device.sh\` did, in one step: a P-256 key, a CSR with a random UUID as CN
       (\`O=Test Vendor, CN=<uuid>, OU=Signing\` unless \`--org\`/\`--ou\`), enrolment with the bootstrap
-      certificate over \`/cr\` in CBOR (\`--format json\` or \`p10\` for the other forms), and a check that the
+      certificate over \`/cr\` in CBOR (\`--format json\` or \`p10\` for the other forms, \`est\` for EST
+      simpleenroll, RFC 7030), and a check that the
       certificate returned is signed by \`certs/CA.crt\` for that key before \`certs/<uuid>.crt\` and
       \`certs/<uuid>.key\` (0600) are written. The server's certificate is checked against the CA and
       the hostname (the argument, then \`$CAHOSTNAME\`, then the system host name).
@@ -29,19 +30,20 @@ export class NewDeviceCommand extends ClientCommand {
       ['Enrol one device with a server on localhost', '$0 new-device localhost'],
       ['Enrol 500 devices in CI and keep the summary', '$0 new-device ca.example.net --count 500 --concurrency 8 --json > devices.json'],
       ['Use the PKCS#10 upload instead', '$0 new-device localhost --format p10'],
+      ['Enrol over EST (RFC 7030 simpleenroll)', '$0 new-device localhost --format est'],
     ],
   });
 
   host = Option.String({ required: false, name: 'hostname' });
   org = Option.String('--org', 'Test Vendor', { description: 'Organisation in the subject' });
   ou = Option.String('--ou', 'Signing', { description: 'Organisational unit in the subject ("" for none)' });
-  format = Option.String('--format', 'cbor', { description: 'cbor (/cr, as devices do), json (/cr) or p10 (/p10cr)' });
+  format = Option.String('--format', 'cbor', { description: 'cbor (/cr, as devices do), json (/cr), p10 (/p10cr) or est (/.well-known/est/simpleenroll)' });
   count = Option.String('--count', '1', { description: 'How many devices to enrol' });
   concurrency = Option.String('--concurrency', '4', { description: 'Keep-alive connections to use with --count' });
   json = Option.Boolean('--json', false, { description: 'Print a JSON summary' });
 
   protected async run(): Promise<number> {
-    if (!['cbor', 'json', 'p10'].includes(this.format)) throw usage(`--format must be cbor, json or p10, not "${this.format}"`);
+    if (!['cbor', 'json', 'p10', 'est'].includes(this.format)) throw usage(`--format must be cbor, json, p10 or est, not "${this.format}"`);
     const count = positiveInt(this.count, '--count')!;
     const concurrency = positiveInt(this.concurrency, '--concurrency')!;
     const certs = this.certsDir();

@@ -111,9 +111,11 @@ export class ApiServer {
     let who: string | undefined;
     let reply: Reply;
     let code: string | undefined;
+    let errors: 'text' | undefined;
     try {
       const m = matchRoute(req.method ?? 'GET', path);
       const route = m.route;
+      errors = m.errors;
       if (!route) {
         format = negotiate(req.headers['content-type'], req.headers.accept) ?? 'json';
         if (m.allowed.length > 0) {
@@ -122,7 +124,7 @@ export class ApiServer {
         }
         throw new LitebootError('ROUTE_NOT_FOUND', 'not found');
       }
-      if (route.body !== 'upload') {
+      if (route.body !== 'upload' && route.negotiate !== false) {
         const f = negotiate(req.headers['content-type'], req.headers.accept);
         if (!f) throw new LitebootError('BAD_CONTENT_TYPE', 'bad Content-Type');
         format = f;
@@ -136,14 +138,17 @@ export class ApiServer {
       reply = await route.handler({ format, caller, params: m.params, body, contentType: req.headers['content-type'] }, this.o.deps);
     } catch (e) {
       const mapped = isLitebootError(e) ? STATUS[e.code] : undefined;
+      // A route's `errors: 'text'` (EST, RFC 7030 §4.2.3) answers a plain-text reason.
+      const failed = (status: number, message: string): Reply =>
+        errors === 'text' ? { status, contentType: 'text/plain; charset=utf-8', body: Buffer.from(`${message}\n`) } : { status, contentType: MEDIA_TYPE[format], body: errorResponse(format, message) };
       if (mapped && isLitebootError(e)) {
         code = e.code;
-        reply = { status: mapped.status, contentType: MEDIA_TYPE[format], body: errorResponse(format, mapped.message ?? e.message) };
+        reply = failed(mapped.status, mapped.message ?? e.message);
         if (e.code === 'BODY_TOO_LARGE') res.setHeader('Connection', 'close');
       } else {
         code = isLitebootError(e) ? e.code : 'INTERNAL';
         this.o.log.error(`${req.method} ${path}: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
-        reply = { status: 500, contentType: MEDIA_TYPE[format], body: errorResponse(format, 'internal server error') };
+        reply = failed(500, 'internal server error');
       }
     }
     if (this.stopping) res.setHeader('Connection', 'close');

@@ -149,6 +149,7 @@ export async function startServer(o: StartOptions): Promise<RunningServer> {
         mqttport: config.mqttport,
         uploadBytes: config.limits.uploadBytes,
         registrar,
+        caDer: ca.cert.cert.der,
         banner: `liteboot ${o.version}: certificate authority and bootstrap server for ${config.hostname}\n`,
       },
     });

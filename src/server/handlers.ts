@@ -43,6 +43,8 @@ export interface Deps {
   mqttport: number;
   uploadBytes: number;
   banner: string;
+  /** The CA certificate, DER (EST cacerts). */
+  caDer: Buffer;
 }
 
 export type Handler = (ctx: RequestContext, deps: Deps) => Promise<Reply>;

@@ -1,4 +1,5 @@
 import type { Role } from '../ca/authority.js';
+import * as est from './est.js';
 import * as h from './handlers.js';
 
 export interface Route {
@@ -7,8 +8,18 @@ export interface Route {
   path: string;
   /** Who may call it (API.md "Who may call what"). */
   roles: readonly Role[];
-  /** How the body is read: `negotiated` (CBOR/JSON by Content-Type) or `upload` (multipart, JSON errors). */
-  body: 'none' | 'negotiated' | 'upload';
+  /**
+   * How the body is read: `negotiated` (CBOR/JSON by Content-Type), `upload` (multipart, JSON
+   * errors) or `raw` (up to body_limit, decoded by the handler).
+   */
+  body: 'none' | 'negotiated' | 'upload' | 'raw';
+  /**
+   * `false`: the handler reads Content-Type itself (EST's application/pkcs10) and the CBOR/JSON
+   * negotiation is skipped. Default true.
+   */
+  negotiate?: boolean;
+  /** `text`: errors are a `text/plain` reason (RFC 7030 §4.2.3) instead of the negotiated `{"error":...}`. */
+  errors?: 'text';
   handler: h.Handler;
 }
 
@@ -29,6 +40,11 @@ export const ROUTES: readonly Route[] = [
   // Operator-only additions beyond the original's contract.
   { method: 'POST', path: '/api/v1/registrations', roles: ['operator'], body: 'negotiated', handler: h.registerNow },
   { method: 'POST', path: '/api/v1/allowlist', roles: ['operator'], body: 'negotiated', handler: h.allowlist },
+  // EST (RFC 7030 §3.2.2), the same mTLS and rules as cr (bootstrap, operator) and kur (device).
+  { method: 'GET', path: '/.well-known/est/cacerts', roles: READ, body: 'none', negotiate: false, errors: 'text', handler: est.cacerts },
+  { method: 'POST', path: '/.well-known/est/simpleenroll', roles: ENROL, body: 'raw', negotiate: false, errors: 'text', handler: est.simpleEnroll },
+  { method: 'POST', path: '/.well-known/est/simplereenroll', roles: ['device'], body: 'raw', negotiate: false, errors: 'text', handler: est.simpleReenroll },
+  { method: 'GET', path: '/.well-known/est/csrattrs', roles: READ, body: 'none', negotiate: false, errors: 'text', handler: est.csrattrs },
 ];
 
 export interface Match {
@@ -36,6 +52,8 @@ export interface Match {
   params: string[];
   /** Methods the path allows, for a 405's Allow header. */
   allowed: string[];
+  /** How errors on this path are written (a 405 too), from its routes. */
+  errors?: 'text';
 }
 
 const compiled = ROUTES.map((r) => ({ route: r, segments: r.path === '/' ? [] : r.path.slice(1).split('/') }));
@@ -44,6 +62,7 @@ export function matchRoute(method: string, path: string): Match {
   const segments = path === '/' ? [] : path.slice(1).split('/');
   const allowed: string[] = [];
   let found: Match | undefined;
+  let errors: 'text' | undefined;
   for (const c of compiled) {
     if (c.segments.length !== segments.length) continue;
     const params: string[] = [];
@@ -56,7 +75,8 @@ export function matchRoute(method: string, path: string): Match {
     }
     if (!ok) continue;
     allowed.push(c.route.method);
+    errors ??= c.route.errors;
     if (c.route.method === method || (method === 'HEAD' && c.route.method === 'GET')) found ??= { route: c.route, params, allowed };
   }
-  return found ? { ...found, allowed } : { params: [], allowed };
+  return found ? { ...found, allowed, errors } : { params: [], allowed, errors };
 }

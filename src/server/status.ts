@@ -38,6 +38,8 @@ export const TABLE: Readonly<Record<ErrorCode, StatusRow & { fault?: true }>> = 
   BAD_SUBJECT: { status: 400 },
   // requests
   BAD_CONTENT_TYPE: { status: 400, message: 'bad request: Content-Type must be application/cbor or application/json' },
+  // EST (RFC 7030 §4.2.3); the API's own endpoints answer a wrong Content-Type with 400 (API.md).
+  UNSUPPORTED_MEDIA_TYPE: { status: 415 },
   BAD_BODY: { status: 400, message: 'bad request: POST data did not match specified Content-Type' },
   BAD_UPLOAD: { status: 400 },
   BAD_UUID: { status: 400, message: 'need a valid UUID' },
