@@ -89,7 +89,9 @@ export class MtlsListener {
 
   /** Writes the verdict and closes with close_notify; a client that never closes its side is not waited for long. */
   private close(socket: TLSSocket, verdict: string): void {
-    socket.end(verdict);
+    // Not from inside the 'secureConnection' callback: ending there closes the TCP connection
+    // without a close_notify (openssl s_client: "unexpected eof while reading", exit 1).
+    setImmediate(() => socket.end(verdict));
     const timer = setTimeout(() => socket.destroy(), this.closeWithinMs);
     timer.unref();
     socket.once('close', () => clearTimeout(timer));

@@ -47,6 +47,7 @@ test('the README\'s API examples work as written against `liteboot up`', async (
     assert.match(r.stdout, /\{"Hubname":"","Port":8883\}/);
     assert.match(r.stdout, /^OK serial=\d+ subject=CN=[0-9a-f-]{36},OU=Signing,O=Test Vendor$/m, 'the check listener\'s verdict');
     assert.match(r.stdout, /\{"Status":0\}\n/, 'the revocation example shows the revoked certificate');
+    assert.match(r.stdout, /est\.crt: OK\n/, 'the EST example enrols');
     assert.match(r.stdout, /USER\.crt: revoked\n/, 'OCSP says it is revoked');
     assert.match(r.stdout, /Serial Number: [0-9A-F]+\n/, 'the CRL lists it');
     assert.match(r.stdout, /certificate revoked[\s\S]*USER\.crt refused\n$/, 'openssl refuses it with the CRL');

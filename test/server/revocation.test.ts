@@ -307,6 +307,8 @@ describe('the check listener says its verdict', () => {
   /** openssl s_client against the check listener: what it printed after the handshake. */
   const check = (cert?: string, key?: string): string => {
     const r = spawnSync('openssl', ['s_client', '-connect', `127.0.0.1:${s.mport}`, '-CAfile', join(s.dir, 'certs', 'CA.crt'), '-ign_eof', '-quiet', ...(cert ? ['-cert', cert, '-key', key!] : [])], { input: '', encoding: 'utf8', timeout: 30_000 });
+    // Exit 0: the server closed with close_notify (a bare TCP close is "unexpected eof", exit 1).
+    assert.equal(r.status, 0, r.stderr);
     return r.stdout;
   };
 
