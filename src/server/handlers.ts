@@ -125,6 +125,8 @@ export const revoke: Handler = async (ctx, d) => {
   return ok(ctx, revokeResponse(ctx.format), req.serial);
 };
 
+export const crl: Handler = async (_ctx, d) => ({ status: 200, contentType: 'application/pkix-crl', body: (await d.authority.crls.crl()).der });
+
 export const banner: Handler = async (_ctx, d) => ({ status: 200, contentType: 'text/plain; charset=utf-8', body: Buffer.from(d.banner) });
 
 /**

@@ -35,6 +35,8 @@ export const ROUTES: readonly Route[] = [
   { method: 'GET', path: '/api/v1/ds/:uuid', roles: READ, body: 'none', handler: h.deviceStatus },
   { method: 'GET', path: '/api/v1/cc/:serial', roles: READ, body: 'none', handler: h.certCopy },
   { method: 'GET', path: '/api/v1/ccs', roles: READ, body: 'none', handler: h.cloudSettings },
+  // The CRL for devices, DER as on the public listener (whatever the Content-Type).
+  { method: 'GET', path: '/api/v1/crl', roles: READ, body: 'none', negotiate: false, handler: h.crl },
   { method: 'POST', path: '/api/v1/kur', roles: ['device'], body: 'negotiated', handler: h.keyUpdate },
   { method: 'POST', path: '/api/v1/krr', roles: ['device', 'operator'], body: 'negotiated', handler: h.revoke },
   // Operator-only additions beyond the original's contract.

@@ -338,3 +338,26 @@ describe('the check listener says its verdict', () => {
     assert.equal(check(), 'REFUSED no client certificate\n');
   });
 });
+
+describe('GET /api/v1/crl on the REST port', () => {
+  it('gives devices the same CRL as the public listener, under mutual TLS', async () => {
+    const http = await freePort();
+    const s = await startServer({ args: ['--http-port', String(http)] });
+    try {
+      const c = await enrol(s);
+      revoke(s, c.serial, 1);
+      const r = curl(s, identity(s.dir, 'BOOTSTRAP'), '/api/v1/crl');
+      assert.equal(r.status, 200);
+      assert.match(r.headers, /\r\nContent-Type: application\/pkix-crl\r\n/i);
+      assert.ok(r.body.equals(httpGet(http, '/crl').body), 'the same bytes as GET /crl');
+      writeFileSync(join(s.dir, 'api.crl'), r.body);
+      const v = openssl(['crl', '-inform', 'DER', '-in', join(s.dir, 'api.crl'), '-CAfile', join(s.dir, 'certs', 'CA.crt'), '-noout', '-text']);
+      assert.match(v.stdout + v.stderr, /verify OK/);
+      assert.match(v.stdout, new RegExp(`Serial Number: ${c.serial.toString(16).toUpperCase().padStart(16, '0')}`));
+      assert.equal(curl(s, undefined, '/api/v1/crl').status, 0, 'no client certificate: refused in TLS');
+    } finally {
+      await s.stop();
+      s.cleanup();
+    }
+  });
+});
