@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { connect as netConnect, createServer as createNetServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { connect as tlsConnect } from 'node:tls';
+import { loadServerConfig } from '../../src/config.js';
+import { tempDir } from '../helpers/run.js';
 import { cborCsrBody, identity, newDevice, startServer, type TestServer } from '../helpers/server.js';
 
 /**
@@ -317,5 +319,26 @@ describe('connections that send nothing or never finish are destroyed after hand
     c.write('GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n');
     assert.match(await within(answer, NEVER, () => 'no answer'), /^HTTP\/1\.1 \d{3} /);
     c.destroy();
+  });
+});
+
+describe('[server] max_connections_per_address', () => {
+  const load = (toml: string) => {
+    const t = tempDir();
+    try {
+      writeFileSync(join(t.dir, '.liteboot.toml'), `[server]\n${toml}\n`);
+      return loadServerConfig({ cwd: t.dir, env: {}, flags: {}, certsDir: join(t.dir, 'certs'), dbPath: join(t.dir, 'CADB.db') }).limits;
+    } finally {
+      t.cleanup();
+    }
+  };
+  test('defaults to 64, or max_connections when that is lower', () => {
+    assert.equal(load('').maxConnectionsPerAddress, 64);
+    assert.equal(load('max_connections = 10').maxConnectionsPerAddress, 10);
+    assert.equal(load('max_connections_per_address = 500').maxConnectionsPerAddress, 500);
+  });
+  test('refuses 0, and more than max_connections', () => {
+    assert.throws(() => load('max_connections_per_address = 0'), /max_connections_per_address must be a whole number >= 1, not 0/);
+    assert.throws(() => load('max_connections = 100\nmax_connections_per_address = 101'), /max_connections_per_address \(101\) must not be greater than max_connections \(100\)/);
   });
 });
