@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { connect as tlsConnect } from 'node:tls';
 import { loadServerConfig } from '../../src/config.js';
+import { sourceOf } from '../../src/server/connection-guard.js';
 import { tempDir } from '../helpers/run.js';
 import { cborCsrBody, identity, newDevice, startServer, type TestServer } from '../helpers/server.js';
 
@@ -341,4 +342,19 @@ describe('[server] max_connections_per_address', () => {
     assert.throws(() => load('max_connections_per_address = 0'), /max_connections_per_address must be a whole number >= 1, not 0/);
     assert.throws(() => load('max_connections = 100\nmax_connections_per_address = 101'), /max_connections_per_address \(101\) must not be greater than max_connections \(100\)/);
   });
+});
+
+test('the per-address cap counts an IPv4 address, mapped or not, and an IPv6 /64', () => {
+  const cases: [string, string][] = [
+    ['127.0.0.2', '127.0.0.2'],
+    ['::ffff:10.1.2.3', '10.1.2.3'],
+    ['2001:db8:1:2:a:b:c:d', '2001:db8:1:2::/64'],
+    ['2001:db8:1:2::1', '2001:db8:1:2::/64'],
+    ['2001:0db8::1', '2001:db8:0:0::/64'],
+    ['fe80::1%eth0', 'fe80:0:0:0::/64'],
+    ['::1', '0:0:0:0::/64'],
+  ];
+  for (const [address, source] of cases) assert.equal(sourceOf(address), source, address);
+  assert.equal(sourceOf('2001:db8:1:2:ffff::9'), sourceOf('2001:db8:1:2::8'));
+  assert.notEqual(sourceOf('2001:db8:1:2::1'), sourceOf('2001:db8:1:3::1'));
 });
