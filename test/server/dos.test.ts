@@ -41,9 +41,12 @@ const ports = (s: TestServer) => [
   { name: 'mTLS listener', port: s.mport },
 ];
 
-/** The server's sockets on `port` (IPv4, it listens on 127.0.0.1) from /proc/net/tcp: state and remote address. */
-function serverSockets(port: number): { state: string; remote: string }[] {
-  const STATES: Record<string, string> = { '01': 'ESTABLISHED', '06': 'TIME-WAIT', '07': 'CLOSE', '08': 'CLOSE-WAIT', '0A': 'LISTEN' };
+/**
+ * The server's sockets on `port` (IPv4, it listens on 127.0.0.1) from /proc/net/tcp: state, remote
+ * address, and whether a process still holds it (inode 0: closed by its process, left to the kernel).
+ */
+function serverSockets(port: number): { state: string; remote: string; held: boolean }[] {
+  const STATES: Record<string, string> = { '01': 'ESTABLISHED', '03': 'SYN-RECV', '04': 'FIN-WAIT-1', '05': 'FIN-WAIT-2', '06': 'TIME-WAIT', '07': 'CLOSE', '08': 'CLOSE-WAIT', '0A': 'LISTEN' };
   const ip = (hex: string) => [3, 2, 1, 0].map((i) => parseInt(hex.slice(i * 2, i * 2 + 2), 16)).join('.');
   return readFileSync('/proc/net/tcp', 'utf8')
     .trim()
@@ -51,7 +54,7 @@ function serverSockets(port: number): { state: string; remote: string }[] {
     .slice(1)
     .map((l) => l.trim().split(/\s+/))
     .filter((f) => parseInt(f[1]!.split(':')[1]!, 16) === port)
-    .map((f) => ({ state: STATES[f[3]!] ?? f[3]!, remote: `${ip(f[2]!.split(':')[0]!)}:${parseInt(f[2]!.split(':')[1]!, 16)}` }));
+    .map((f) => ({ state: STATES[f[3]!] ?? f[3]!, remote: `${ip(f[2]!.split(':')[0]!)}:${parseInt(f[2]!.split(':')[1]!, 16)}`, held: f[9] !== '0' }));
 }
 const closeWait = (port: number) => serverSockets(port).filter((x) => x.state === 'CLOSE-WAIT');
 
@@ -300,6 +303,26 @@ describe('connections that send nothing or never finish are destroyed after hand
       assert.deepEqual(serverSockets(port).filter((x) => left.has(x.remote) && x.state !== 'TIME-WAIT'), [], 'the server closed its side');
     });
   }
+
+  test('mTLS listener: a checked client that never closes its side is closed after handshake_timeout', async () => {
+    const b = identity(fast.dir, 'BOOTSTRAP');
+    // allowHalfOpen: the client keeps its side open after the server's FIN, as a hostile one would.
+    const raw = netConnect({ host: '127.0.0.1', port: fast.mport, allowHalfOpen: true });
+    const c = tlsConnect({ socket: raw, servername: 'localhost', ca: readFileSync(join(fast.dir, 'certs/CA.crt')), cert: readFileSync(b.cert), key: readFileSync(b.key) });
+    c.on('error', () => {});
+    c.resume();
+    await new Promise<void>((resolve, reject) => c.once('secureConnect', resolve).once('error', reject));
+    const secured = performance.now();
+    const me = `127.0.0.1:${c.localPort}`;
+    await within(new Promise((r) => c.once('end', r)), NEVER, () => 'the server did not end the connection');
+    // The client hears nothing more (the server sent its FIN already): ask the kernel whether the server still holds the socket.
+    await until(
+      () => !serverSockets(fast.mport).some((x) => x.remote === me && x.held),
+      () => `the server still holds ${me}: ${JSON.stringify(serverSockets(fast.mport).filter((x) => x.remote === me))}`,
+    );
+    assert.ok(performance.now() - secured >= T * 1000 - 50, `let go ${Math.round(performance.now() - secured)} ms after the handshake`);
+    c.destroy();
+  });
 
   test('REST API: a connection that finished its handshake is not cut at handshake_timeout', async () => {
     const b = identity(fast.dir, 'BOOTSTRAP');
