@@ -49,11 +49,6 @@ export class ConnectionGuard {
     });
   }
 
-  /** Connections open from `address`'s source (for tests and figures). */
-  openFrom(address: string): number {
-    return this.open.get(sourceOf(address)) ?? 0;
-  }
-
   private admit(raw: Socket): boolean {
     const source = sourceOf(raw.remoteAddress);
     const n = this.open.get(source) ?? 0;
@@ -70,8 +65,8 @@ export class ConnectionGuard {
       return true;
     }
     const key = connectionKey(raw);
-    // With an error, so that the listener's tlsClientError says why.
     const peer = `${raw.remoteAddress}:${raw.remotePort}`;
+    // Destroyed with an error, so that the listener's tlsClientError says why.
     const deadline = setTimeout(() => raw.destroy(handshakeTimeout(this.o.handshakeTimeoutMs, peer)), this.o.handshakeTimeoutMs);
     deadline.unref();
     this.deadlines.set(key, deadline);
@@ -108,9 +103,9 @@ function connectionKey(s: Socket): string {
 }
 
 /**
- * What the per-address cap counts: an IPv4 address (also when mapped into IPv6), or an IPv6 /64,
- * the smallest prefix a site gets (RFC 6177): counting single IPv6 addresses would give one host
- * with a /64 as many connections as it likes.
+ * What the per-address cap counts: an IPv4 address (also when mapped into IPv6), or an IPv6 /64:
+ * interface identifiers are 64 bits (RFC 4291 §2.5.1), so one host on a /64 can use as many
+ * addresses as it likes (RFC 8981 temporary addresses are routine).
  */
 export function sourceOf(address: string | undefined): string {
   if (!address) return 'unknown';

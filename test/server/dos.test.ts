@@ -1,10 +1,13 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { connect as netConnect, createServer as createNetServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { connect as tlsConnect } from 'node:tls';
+import { loadServerConfig } from '../../src/config.js';
+import { sourceOf } from '../../src/server/connection-guard.js';
+import { tempDir } from '../helpers/run.js';
 import { cborCsrBody, identity, newDevice, startServer, type TestServer } from '../helpers/server.js';
 
 /**
@@ -38,9 +41,12 @@ const ports = (s: TestServer) => [
   { name: 'mTLS listener', port: s.mport },
 ];
 
-/** The server's sockets on `port` (IPv4, it listens on 127.0.0.1) from /proc/net/tcp: state and remote address. */
-function serverSockets(port: number): { state: string; remote: string }[] {
-  const STATES: Record<string, string> = { '01': 'ESTABLISHED', '06': 'TIME-WAIT', '07': 'CLOSE', '08': 'CLOSE-WAIT', '0A': 'LISTEN' };
+/**
+ * The server's sockets on `port` (IPv4, it listens on 127.0.0.1) from /proc/net/tcp: state, remote
+ * address, and whether a process still holds it (inode 0: closed by its process, left to the kernel).
+ */
+function serverSockets(port: number): { state: string; remote: string; held: boolean }[] {
+  const STATES: Record<string, string> = { '01': 'ESTABLISHED', '03': 'SYN-RECV', '04': 'FIN-WAIT-1', '05': 'FIN-WAIT-2', '06': 'TIME-WAIT', '07': 'CLOSE', '08': 'CLOSE-WAIT', '0A': 'LISTEN' };
   const ip = (hex: string) => [3, 2, 1, 0].map((i) => parseInt(hex.slice(i * 2, i * 2 + 2), 16)).join('.');
   return readFileSync('/proc/net/tcp', 'utf8')
     .trim()
@@ -48,7 +54,7 @@ function serverSockets(port: number): { state: string; remote: string }[] {
     .slice(1)
     .map((l) => l.trim().split(/\s+/))
     .filter((f) => parseInt(f[1]!.split(':')[1]!, 16) === port)
-    .map((f) => ({ state: STATES[f[3]!] ?? f[3]!, remote: `${ip(f[2]!.split(':')[0]!)}:${parseInt(f[2]!.split(':')[1]!, 16)}` }));
+    .map((f) => ({ state: STATES[f[3]!] ?? f[3]!, remote: `${ip(f[2]!.split(':')[0]!)}:${parseInt(f[2]!.split(':')[1]!, 16)}`, held: f[9] !== '0' }));
 }
 const closeWait = (port: number) => serverSockets(port).filter((x) => x.state === 'CLOSE-WAIT');
 
@@ -298,6 +304,26 @@ describe('connections that send nothing or never finish are destroyed after hand
     });
   }
 
+  test('mTLS listener: a checked client that never closes its side is closed after handshake_timeout', async () => {
+    const b = identity(fast.dir, 'BOOTSTRAP');
+    // allowHalfOpen: the client keeps its side open after the server's FIN, as a hostile one would.
+    const raw = netConnect({ host: '127.0.0.1', port: fast.mport, allowHalfOpen: true });
+    const c = tlsConnect({ socket: raw, servername: 'localhost', ca: readFileSync(join(fast.dir, 'certs/CA.crt')), cert: readFileSync(b.cert), key: readFileSync(b.key) });
+    c.on('error', () => {});
+    c.resume();
+    await new Promise<void>((resolve, reject) => c.once('secureConnect', resolve).once('error', reject));
+    const secured = performance.now();
+    const me = `127.0.0.1:${c.localPort}`;
+    await within(new Promise((r) => c.once('end', r)), NEVER, () => 'the server did not end the connection');
+    // The client hears nothing more (the server sent its FIN already): ask the kernel whether the server still holds the socket.
+    await until(
+      () => !serverSockets(fast.mport).some((x) => x.remote === me && x.held),
+      () => `the server still holds ${me}: ${JSON.stringify(serverSockets(fast.mport).filter((x) => x.remote === me))}`,
+    );
+    assert.ok(performance.now() - secured >= T * 1000 - 50, `let go ${Math.round(performance.now() - secured)} ms after the handshake`);
+    c.destroy();
+  });
+
   test('REST API: a connection that finished its handshake is not cut at handshake_timeout', async () => {
     const b = identity(fast.dir, 'BOOTSTRAP');
     const c = tlsConnect({ host: '127.0.0.1', port: fast.port, servername: 'localhost', ca: readFileSync(join(fast.dir, 'certs/CA.crt')), cert: readFileSync(b.cert), key: readFileSync(b.key) });
@@ -318,4 +344,40 @@ describe('connections that send nothing or never finish are destroyed after hand
     assert.match(await within(answer, NEVER, () => 'no answer'), /^HTTP\/1\.1 \d{3} /);
     c.destroy();
   });
+});
+
+describe('[server] max_connections_per_address', () => {
+  const load = (toml: string) => {
+    const t = tempDir();
+    try {
+      writeFileSync(join(t.dir, '.liteboot.toml'), `[server]\n${toml}\n`);
+      return loadServerConfig({ cwd: t.dir, env: {}, flags: {}, certsDir: join(t.dir, 'certs'), dbPath: join(t.dir, 'CADB.db') }).limits;
+    } finally {
+      t.cleanup();
+    }
+  };
+  test('defaults to 64, or max_connections when that is lower', () => {
+    assert.equal(load('').maxConnectionsPerAddress, 64);
+    assert.equal(load('max_connections = 10').maxConnectionsPerAddress, 10);
+    assert.equal(load('max_connections_per_address = 500').maxConnectionsPerAddress, 500);
+  });
+  test('refuses 0, and more than max_connections', () => {
+    assert.throws(() => load('max_connections_per_address = 0'), /max_connections_per_address must be a whole number >= 1, not 0/);
+    assert.throws(() => load('max_connections = 100\nmax_connections_per_address = 101'), /max_connections_per_address \(101\) must not be greater than max_connections \(100\)/);
+  });
+});
+
+test('the per-address cap counts an IPv4 address, mapped or not, and an IPv6 /64', () => {
+  const cases: [string, string][] = [
+    ['127.0.0.2', '127.0.0.2'],
+    ['::ffff:10.1.2.3', '10.1.2.3'],
+    ['2001:db8:1:2:a:b:c:d', '2001:db8:1:2::/64'],
+    ['2001:db8:1:2::1', '2001:db8:1:2::/64'],
+    ['2001:0db8::1', '2001:db8:0:0::/64'],
+    ['fe80::1%eth0', 'fe80:0:0:0::/64'],
+    ['::1', '0:0:0:0::/64'],
+  ];
+  for (const [address, source] of cases) assert.equal(sourceOf(address), source, address);
+  assert.equal(sourceOf('2001:db8:1:2:ffff::9'), sourceOf('2001:db8:1:2::8'));
+  assert.notEqual(sourceOf('2001:db8:1:2::1'), sourceOf('2001:db8:1:3::1'));
 });
