@@ -135,7 +135,7 @@ try {
   await makeCa(dir);
   writeFileSync(join(dir, '.liteboot.toml'), `[server]\nhandshake_timeout = ${HANDSHAKE_TIMEOUT}\n`);
   const srv = await startServer(dir);
-  const csrs = await csrPool(8);
+  const csrs = await csrPool(8, Math.random);
   const api = await floodOne(dir, srv, 'api', csrs);
   const mtls = await floodOne(dir, srv, 'mtls', csrs);
   const perAddress = /refusing connections from \S+: it holds (\d+)/.exec(srv.stderr())?.[1];
