@@ -65,6 +65,8 @@ export class AuditLog implements AuditSink {
   private flushing = false;
   private scheduled = false;
   private failed: Error | undefined;
+  /** The time of the last line when the log was opened (undefined for an empty log). */
+  lastTime: Date | undefined;
 
   private constructor(
     private readonly path: string,
@@ -101,19 +103,47 @@ export class AuditLog implements AuditSink {
     }
     let seq = 0;
     let prev = GENESIS;
+    let lastTime: Date | undefined;
     const lastLine = data.subarray(0, end).toString('utf8').trimEnd().split('\n').pop();
     const source = lastLine ? lastLine : lastOfRotated(path);
     if (source) {
       try {
-        const rec = JSON.parse(source) as { seq: number; hash: string };
+        const rec = JSON.parse(source) as { seq: number; hash: string; time: string };
         seq = rec.seq;
         prev = rec.hash;
+        lastTime = new Date(rec.time);
       } catch {
         closeSync(fd);
         throw new LitebootError('FILE_UNREADABLE', `the audit log ${path} ends in a line that is not JSON; check it with \`liteboot audit verify\``);
       }
     }
-    return new AuditLog(path, fd, fstatSync(fd).size, seq, prev, o.rotateBytes ?? 64 * 1024 * 1024, o.clock ?? (() => new Date()));
+    const log = new AuditLog(path, fd, fstatSync(fd).size, seq, prev, o.rotateBytes ?? 64 * 1024 * 1024, o.clock ?? (() => new Date()));
+    log.lastTime = lastTime && !Number.isNaN(lastTime.getTime()) ? lastTime : undefined;
+    return log;
+  }
+
+  /** Serials of the `issue` lines written at or after `t`, in the newest two files (for recovery at start-up). */
+  issuedSerialsSince(t: Date): Set<string> {
+    const out = new Set<string>();
+    const since = t.toISOString();
+    for (const file of auditFiles(this.path).slice(-2)) {
+      let text = '';
+      try {
+        text = readFileSync(file, 'utf8');
+      } catch {
+        continue;
+      }
+      for (const row of text.split('\n')) {
+        if (!row.includes('"event":"issue"')) continue;
+        try {
+          const r = JSON.parse(row) as AuditRecord;
+          if (r.event === 'issue' && r.time >= since && typeof r.serial === 'string') out.add(r.serial);
+        } catch {
+          /* verify reports it */
+        }
+      }
+    }
+    return out;
   }
 
   /** Appends one event; resolves once it is on disk. */

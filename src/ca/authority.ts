@@ -169,31 +169,53 @@ export class Authority {
     const keyId = keyIdentifier(req.csr.spki); // once: the certificate's SKI and the store's keyid
     const notAfter = validityEnd(notBefore, this.o.deviceDays, this.o.issuer.notAfter);
     const der = await deviceCertificate(this.o.issuer, { subject: req.subject, serial, publicKey: req.csr.spki, keyId, notBefore, days: this.o.deviceDays, revocationInfo: this.revocationInfo });
-    // The audit line first: a crash may leave a line for a certificate nobody received, never a
-    // certificate without its line.
-    await this.o.audit?.append({ event: 'issue', serial: serial.toString(), device: req.deviceId, by: caller.label, via, keyId: Buffer.from(keyId).toString('hex'), notAfter: notAfter.toISOString() });
+    // The audit line and the record are written at once (two files, two fsyncs, one wait); the
+    // answer waits for both. A crash between them can leave a record without its line only for a
+    // certificate nobody received, and recoverAudit() writes that line at the next start.
+    const audited = this.o.audit?.append({ event: 'issue', serial: serial.toString(), device: req.deviceId, by: caller.label, via, keyId: Buffer.from(keyId).toString('hex'), notAfter: notAfter.toISOString() });
     // Recorded (and fsync'd) before anyone sees it: a certificate handed out is never lost. The
     // key binding is checked by the store atomically with the insert, so two enrolments of one
     // new id with two keys cannot both pass.
-    try {
-      await this.o.store.recordIssued({
-        deviceId: req.deviceId,
-        name: req.ou,
-        serial,
-        keyId,
-        der,
-        notBefore,
-        notAfter,
-        issuedBy: caller.label,
-        issuedAt: notBefore,
-        registration: this.o.registration,
-      }, bind ? { at: notBefore } : undefined);
-    } catch (e) {
-      await this.o.audit?.append({ event: 'issue-aborted', serial: serial.toString(), device: req.deviceId, why: e instanceof LitebootError ? e.code : 'INTERNAL' }).catch(() => {});
-      throw e;
+    const stored = this.o.store.recordIssued({
+      deviceId: req.deviceId,
+      name: req.ou,
+      serial,
+      keyId,
+      der,
+      notBefore,
+      notAfter,
+      issuedBy: caller.label,
+      issuedAt: notBefore,
+      registration: this.o.registration,
+    }, bind ? { at: notBefore } : undefined);
+    const [a, r] = await Promise.allSettled([audited, stored]);
+    if (r.status === 'rejected') {
+      if (a.status === 'fulfilled' && audited) {
+        await this.o.audit?.append({ event: 'issue-aborted', serial: serial.toString(), device: req.deviceId, why: r.reason instanceof LitebootError ? r.reason.code : 'INTERNAL' }).catch(() => {});
+      }
+      throw r.reason;
     }
+    if (a.status === 'rejected') throw a.reason;
     for (const l of this.issueListeners) l(req.deviceId);
     return { der, serial, deviceId: req.deviceId };
+  }
+
+  /**
+   * After a crash: writes the audit line of any certificate recorded in the last minute before the
+   * log's last line, or after it, that has none (its line was still being written; nobody received
+   * the certificate). Returns how many lines it wrote.
+   */
+  async recoverAudit(audit: { lastTime?: Date; issuedSerialsSince(t: Date): Set<string> }): Promise<number> {
+    if (!audit.lastTime || !this.o.audit) return 0; // a new log beside an old database starts now
+    const since = new Date(audit.lastTime.getTime() - 60_000);
+    const logged = audit.issuedSerialsSince(since);
+    let n = 0;
+    for (const c of await this.o.store.issuedSince(since)) {
+      if (logged.has(c.serial.toString())) continue;
+      await this.o.audit.append({ event: 'issue', recovered: true, serial: c.serial.toString(), device: c.deviceId, by: c.issuedBy ?? null, keyId: Buffer.from(c.keyId).toString('hex'), notAfter: c.notAfter.toISOString() });
+      n++;
+    }
+    return n;
   }
 
   /** Called after each certificate is recorded (cloud registration listens). */

@@ -133,6 +133,10 @@ export async function startServer(o: StartOptions): Promise<RunningServer> {
       });
     }
     await authority.loadRevocations();
+    if (audit) {
+      const recovered = await authority.recoverAudit(audit);
+      if (recovered > 0) log.warn(`audit: wrote the lines of ${recovered} certificate(s) recorded just before a crash (no client received them)`);
+    }
     for (const c of certs.credentials(ca)) {
       if (await authority.recordCredential(c.kind, c.name, c.serial, c.der)) log.info(`recorded the ${c.kind} credential ${c.file} (serial ${c.serial}) so that it can be revoked`);
     }

@@ -77,6 +77,8 @@ export const MIGRATIONS: readonly Migration[] = [
                 added_by TEXT);
         -- Which credential enrolled the device (its first certificate's issued_by).
         ALTER TABLE devices ADD COLUMN enrolled_by TEXT;
+        -- Audit recovery after a crash reads the last minute's certificates.
+        CREATE INDEX certs_issued_at ON certs(issued_at);
         UPDATE devices SET enrolled_by = (SELECT c.issued_by FROM certs c WHERE c.id = devices.id ORDER BY c.rowid LIMIT 1);
       `);
       // The original marked certificates invalid without a date; a CRL entry needs one, and the

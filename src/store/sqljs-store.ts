@@ -374,21 +374,15 @@ export class SqlJsStore implements Store {
        FROM certs WHERE serial = ? LIMIT 1`,
       [serial.toString()],
     );
-    if (!r) return undefined;
-    return {
-      deviceId: String(r[0]),
-      name: String(r[1]),
-      serial: BigInt(String(r[2])),
-      keyId: r[3] as Uint8Array,
-      der: r[4] as Uint8Array,
-      valid: r[5] !== 0,
-      revokedAt: typeof r[6] === 'number' ? new Date(r[6]) : undefined,
-      revokeReason: typeof r[7] === 'number' ? r[7] : undefined,
-      notBefore: parseSqlTime(r[8]) ?? new Date(0),
-      notAfter: parseSqlTime(r[9]) ?? parseSqlTime(r[10]) ?? new Date(0),
-      issuedBy: typeof r[11] === 'string' ? r[11] : undefined,
-      issuedAt: typeof r[12] === 'number' ? new Date(r[12]) : undefined,
-    };
+    return r ? certificateOf(r) : undefined;
+  }
+
+  async issuedSince(t: Date): Promise<CertificateRecord[]> {
+    return this.all(
+      `SELECT id, name, CAST(serial AS TEXT), keyid, cert, valid, revoked_at, revoke_reason, not_before, not_after, expiry, issued_by, issued_at
+       FROM certs WHERE issued_at >= ? ORDER BY issued_at, rowid`,
+      [t.getTime()],
+    ).map(certificateOf);
   }
 
   async validSerials(deviceId: string): Promise<bigint[]> {
@@ -632,6 +626,24 @@ export class SqlJsStore implements Store {
     this.db.close();
     this.lock?.release();
   }
+}
+
+/** A certs row in the column order of findBySerial's SELECT. */
+function certificateOf(r: SqlValue[]): CertificateRecord {
+  return {
+    deviceId: String(r[0]),
+    name: String(r[1]),
+    serial: BigInt(String(r[2])),
+    keyId: r[3] as Uint8Array,
+    der: r[4] as Uint8Array,
+    valid: r[5] !== 0,
+    revokedAt: typeof r[6] === 'number' ? new Date(r[6]) : undefined,
+    revokeReason: typeof r[7] === 'number' ? r[7] : undefined,
+    notBefore: parseSqlTime(r[8]) ?? new Date(0),
+    notAfter: parseSqlTime(r[9]) ?? parseSqlTime(r[10]) ?? new Date(0),
+    issuedBy: typeof r[11] === 'string' ? r[11] : undefined,
+    issuedAt: typeof r[12] === 'number' ? new Date(r[12]) : undefined,
+  };
 }
 
 function registrationOf(r: SqlValue[]): Registration {

@@ -99,6 +99,8 @@ export interface Store {
   /** Marks a certificate revoked; false if the serial is unknown or already revoked. Durable on resolve. */
   revoke(serial: bigint, reason: number, at: Date): Promise<boolean>;
   findBySerial(serial: bigint): Promise<CertificateRecord | undefined>;
+  /** Certificates issued at or after `t` (by `issuedAt`), oldest first: for audit recovery after a crash. */
+  issuedSince(t: Date): Promise<CertificateRecord[]>;
   /** Unrevoked serials of a device (compared in lower case), oldest first. */
   validSerials(deviceId: string): Promise<bigint[]>;
   /** Every revoked certificate, device certificates and credentials alike, for CRLs and the TLS listeners. */

@@ -104,6 +104,40 @@ describe('the audit log of a running server', () => {
   });
 });
 
+describe('audit recovery after a crash', () => {
+  it('a certificate recorded whose line was not yet written (the two writes run at once) gets its line at the next start', async () => {
+    const s = await startServer();
+    try {
+      assert.equal(enrol(s, 'BOOTSTRAP', (await newDevice(s.dir)).csr).status, 200);
+      await s.stop();
+      // The state a kill -9 can leave: the record durable, its audit line not.
+      const { openStore } = await import('../../src/store/sqljs-store.js');
+      const store = await openStore({ path: join(s.dir, 'CADB.db') });
+      const serial = 1796162000000000001n;
+      await store.recordIssued({ deviceId: 'b2b9f0a4-5d0c-4d7e-9a51-2f3f7e3c2a11', name: 'Signing', serial, keyId: Buffer.alloc(20, 7), der: Buffer.from([0x30, 0]), notBefore: new Date(), notAfter: new Date(Date.now() + 86_400_000), issuedBy: 'bootstrap:1', issuedAt: new Date() });
+      await store.close();
+      const again = await spawnServer(s.dir, () => {});
+      try {
+        await again.waitForStderr(/WARN audit: wrote the lines of 1 certificate\(s\) recorded just before a crash/);
+      } finally {
+        await again.stop();
+      }
+      const rec = lines(join(s.dir, 'audit.jsonl')).find((r) => r.serial === serial.toString());
+      assert.ok(rec, 'the recovered line');
+      assert.equal(rec.event, 'issue');
+      assert.equal(rec.recovered, true);
+      assert.equal(rec.keyId, '07'.repeat(20));
+      assert.equal(liteboot(['audit', 'verify'], { cwd: s.dir }).code, 0);
+      // A third start finds nothing more to recover.
+      const third = await spawnServer(s.dir, () => {});
+      await third.stop();
+      assert.equal(lines(join(s.dir, 'audit.jsonl')).filter((r) => r.serial === serial.toString()).length, 1);
+    } finally {
+      s.cleanup();
+    }
+  });
+});
+
 describe('audit verify finds tampering', () => {
   const base = join(t.dir, 'intact.jsonl');
   it('writes a log to tamper with', async () => {
