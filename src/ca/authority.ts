@@ -83,8 +83,12 @@ export interface AuthorityOptions {
 /** How a certificate was asked for: the original API's cr, p10cr and kur, or EST (RFC 7030), for the audit trail. */
 export type IssueVia = 'cr' | 'p10cr' | 'kur' | 'est';
 
-/** RFC 5280 §5.3.1 CRLReason values (7 is unused). */
-const REASONS = new Set([0, 1, 2, 3, 4, 5, 6, 8, 9, 10]);
+/**
+ * RFC 5280 §5.3.1 CRLReason values a revocation may give: 7 is unused, and 8 (removeFromCRL)
+ * belongs only in delta CRLs: OpenSSL reads such an entry as "not revoked", so a broker would
+ * keep trusting the certificate.
+ */
+const REASONS = new Set([0, 1, 2, 3, 4, 5, 6, 9, 10]);
 
 /**
  * The certificate authority's use cases, independent of HTTP: enrolment, key update,
@@ -298,7 +302,7 @@ export class Authority {
    * credentials included. Revoking twice is not an error.
    */
   async revoke(serial: bigint, reason: number, caller: Caller): Promise<void> {
-    if (!REASONS.has(reason)) throw new LitebootError('BAD_REASON', `revocation reason ${reason} is not an RFC 5280 CRLReason code`);
+    if (!REASONS.has(reason)) throw new LitebootError('BAD_REASON', `revocation reason ${reason} is not accepted: give an RFC 5280 CRLReason 0-6, 9 or 10 (8, removeFromCRL, is only for delta CRLs)`);
     const rec = await this.o.store.findBySerial(serial);
     if (!rec) return this.revokeCredential(serial, reason, caller);
     if (caller.role === 'device' && rec.deviceId.toLowerCase() !== caller.cn.toLowerCase()) {

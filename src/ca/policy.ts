@@ -59,6 +59,8 @@ export function refusedCharacter(cp: number): string | undefined {
   if ((cp >= 0xfdd0 && cp <= 0xfdef) || (cp & 0xfffe) === 0xfffe) return 'a non-character';
   if (cp === 0xfffd) return 'the replacement character (the value was not valid text)';
   if (FORMAT.test(String.fromCodePoint(cp))) return 'an invisible format character (Unicode Cf)';
+  // JSON and JavaScript consumers take U+2028/U+2029 for line breaks (found by an attack).
+  if (cp === 0x2028 || cp === 0x2029) return 'a line or paragraph separator';
   return undefined;
 }
 const FORMAT = /^\p{Cf}$/u;
@@ -103,11 +105,14 @@ const CONFUSABLE: Record<string, string> = {
   'а': 'a', 'в': 'b', 'е': 'e', 'і': 'i', 'ӏ': 'l', 'о': 'o', 'р': 'p', 'с': 'c', 'ѕ': 's', 'т': 't', 'п': 'n',
   'α': 'a', 'ε': 'e', 'ι': 'i', 'ο': 'o', 'ρ': 'p', 'τ': 't', 'η': 'n', 'ν': 'v', 'κ': 'k',
   'ı': 'i', 'ȷ': 'j', '0': 'o', '1': 'l', '|': 'l', 'ǀ': 'l',
+  // Armenian and small-capital look-alikes (found by an attack).
+  'օ': 'o', 'ս': 'u', 'հ': 'h', 'ո': 'n', 'ᴄ': 'c', 'ᴏ': 'o', 'ᴘ': 'p', 'ᴛ': 't', 'ᴀ': 'a', 'ʙ': 'b', 'ᴇ': 'e', 'ʀ': 'r', 'ɪ': 'i', 'ʟ': 'l', 'ɴ': 'n', 'ꜱ': 's',
 };
 
 /** The skeleton of an OU: folded, homoglyphs mapped to Latin, spaces and punctuation dropped. */
 function skeleton(v: string): string {
-  return [...foldValue(v)].map((c) => CONFUSABLE[c] ?? c).join('').replace(/[\s\p{P}\p{S}]/gu, '');
+  // Combining marks dropped too (NFD first): `Cert` with a dot below still reads as `Cert`.
+  return [...foldValue(v).normalize('NFD').replace(/\p{M}/gu, '')].map((c) => CONFUSABLE[c] ?? c).join('').replace(/[\s\p{P}\p{S}]/gu, '');
 }
 
 const RESERVED_OUS = [BOOTSTRAP_OU, OPERATOR_OU].map(skeleton);

@@ -1,4 +1,4 @@
-import { Decoder } from 'cbor-x';
+import { addExtension, Decoder } from 'cbor-x';
 
 /**
  * CBOR for the wire (RFC 8949). Responses are encoded here by hand so that every byte is the
@@ -64,6 +64,25 @@ export function encodeCbor(v: CborValue): Buffer {
   const parts: Buffer[] = [];
   encodeInto(v, parts);
   return Buffer.concat(parts);
+}
+
+/**
+ * Bignums (tags 2 and 3) are refused: no request carries one, and cbor-x turns a 16 KB one into a
+ * BigInt in quadratic time (65 ms of blocked event loop per request, found by an attack with the
+ * public bootstrap key). The extension is cbor-x's global table; only this module decodes CBOR.
+ */
+class RefusedBignum {}
+for (const tag of [2, 3]) {
+  addExtension({
+    Class: RefusedBignum,
+    tag,
+    encode() {
+      throw new Error('bignums are not encoded');
+    },
+    decode() {
+      throw new Error('bignums are refused');
+    },
+  });
 }
 
 // Maps stay Maps (integer keys), 64-bit integers come back as bigint, no cbor-x extensions.

@@ -88,6 +88,13 @@ const CASES: Case[] = [
   { name: 'the operator OU with a no-break space', csr: () => withOu('LinaroCA\u00a0Operator Cert'), refused: /may not claim the OU/ },
   { name: 'the operator OU with an ideographic space and a double space', csr: () => withOu('LinaroCA\u3000Operator  Cert'), refused: /may not claim the OU/ },
   { name: 'the operator OU with a Cyrillic o', csr: () => withOu('LinaroCA Operat\u043er Cert'), refused: /may not claim the OU/ },
+  // Found by an attack: Armenian o, a small capital C, a combining mark, and the line separators.
+  { name: 'the operator OU with an Armenian o', csr: () => withOu('LinaroCA Operat\u0585r Cert'), refused: /may not claim the OU/ },
+  { name: 'the bootstrap OU with Armenian os', csr: () => withOu('LinaroCA B\u0585\u0585tstrap Cert'), refused: /may not claim the OU/ },
+  { name: 'the operator OU with a small capital C', csr: () => withOu('Linaro\u1d04A Operator Cert'), refused: /may not claim the OU/ },
+  { name: 'the operator OU with a combining dot below', csr: () => withOu('LinaroCA Operator Cert\u0323'), refused: /may not claim the OU/ },
+  { name: 'U+2028 line separator', csr: () => withO('Test\u2028FAKE LINE'), refused: /U\+2028, a line or paragraph separator/ },
+  { name: 'U+2029 paragraph separator', csr: () => withO('Test\u2029Vendor'), refused: /U\+2029, a line or paragraph separator/ },
   { name: 'the bootstrap OU with a Greek omicron and a zero', csr: () => withOu('Linar\u03bfCA B0otstrap Cert'), refused: /may not claim the OU/ },
   { name: 'the operator OU with dashes', csr: () => withOu('LinaroCA-Operator-Cert'), refused: /may not claim the OU/ },
   { name: 'the operator OU in mathematical bold', csr: () => withOu('𝐋𝐢𝐧𝐚𝐫𝐨𝐂𝐀 𝐎𝐩𝐞𝐫𝐚𝐭𝐨𝐫 𝐂𝐞𝐫𝐭'), refused: /may not claim the OU/ },

@@ -266,7 +266,7 @@ describe('errors keep their status and message, in the negotiated format', () =>
     assert.equal(text.body.toString(), '{"error":"bad request: POST data did not match specified Content-Type"}\n');
     const reason = curl(s, operator, '/api/v1/krr', [...JSON_CT, '--data-binary', '{"Serial":1,"Reason":7}']);
     assert.equal(reason.status, 400);
-    assert.equal(reason.body.toString(), '{"error":"revocation reason 7 is not an RFC 5280 CRLReason code"}\n');
+    assert.equal(reason.body.toString(), '{"error":"revocation reason 7 is not accepted: give an RFC 5280 CRLReason 0-6, 9 or 10 (8, removeFromCRL, is only for delta CRLs)"}\n');
   });
 });
 

@@ -153,6 +153,22 @@ describe('the CRL on the public listener', () => {
   });
 });
 
+describe('revocation reasons', () => {
+  it('refuses removeFromCRL (8): only for delta CRLs, and OpenSSL would read the entry as not revoked', async () => {
+    const s = await startServer();
+    try {
+      const c = await enrol(s);
+      const r = curl(s, identity(s.dir, 'OPERATOR-alice'), '/api/v1/krr', ['-H', 'Content-Type: application/json', '--data-binary', `{"Serial":${c.serial},"Reason":8}`]);
+      assert.equal(r.status, 400);
+      assert.equal(r.body.toString(), '{"error":"revocation reason 8 is not accepted: give an RFC 5280 CRLReason 0-6, 9 or 10 (8, removeFromCRL, is only for delta CRLs)"}\n');
+      assert.equal(curl(s, identity(s.dir, 'BOOTSTRAP'), `/api/v1/cs/${c.serial}`, ['-H', 'Content-Type: application/json']).body.toString(), '{"Status":1}\n');
+    } finally {
+      await s.stop();
+      s.cleanup();
+    }
+  });
+});
+
 describe('public_url', () => {
   it('public_url = "" leaves the URLs out; a too-long one is refused at start-up', async () => {
     const s = await startServer({ toml: 'public_url = ""' });
