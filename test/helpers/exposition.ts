@@ -61,7 +61,7 @@ export function parseExposition(text: string): Map<string, Family> {
   const lines = text.slice(0, -1).split('\n');
   lines.forEach((line, i) => {
     const where = `line ${i + 1}`;
-    if (line === '') throw new Error(`${where}: empty line`);
+    if (line === '') return; // "Empty lines are ignored."
     if (line.startsWith('#')) {
       const m = /^# (HELP|TYPE) ([^ ]+)(?: (.*))?$/.exec(line);
       if (!m) return; // a comment
