@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { toPem } from '../../src/asn1/pem.js';
 import { parseExposition, value, type Family } from '../helpers/exposition.js';
+import { liteboot } from '../helpers/run.js';
 import { bodyFile, cborCsrBody, curl, identity, newDevice, startServer, type Identity, type TestServer } from '../helpers/server.js';
 
 function get(port: number, path: string): { status: number; body: string; type: string } {
@@ -93,6 +94,31 @@ describe('GET /metrics on the metrics listener', () => {
     assert.ok(m.has('process_cpu_user_seconds_total') && m.has('nodejs_eventloop_lag_seconds'));
   });
 
+  it('liteboot status prints the same counts, for a person and as JSON', () => {
+    const at = `127.0.0.1:${s.metricsPort}`;
+    const j = liteboot(['status', '--json', '--metrics-listen', at], { cwd: s.dir });
+    assert.equal(j.code, 0, j.stderr);
+    const st = JSON.parse(j.stdout);
+    assert.equal(st.address, at);
+    assert.equal(st.healthy, true);
+    assert.equal(st.ready, true);
+    assert.deepEqual(st.issued, { ok: 2, refused: 1, error: 0 });
+    assert.equal(st.revoked, 1);
+    assert.equal(st.validCertificates, 1);
+    assert.equal(st.expiringWithin30d, 1);
+    assert.equal(st.registrations.none, 2);
+    assert.equal(st.tlsRefused, 1);
+    assert.match(st.startedAt, /^\d{4}-\d\d-\d\dT/);
+    const text = liteboot(['status', '--metrics-listen', at], { cwd: s.dir });
+    assert.equal(text.code, 0, text.stderr);
+    assert.match(text.stdout, /^  ready: +yes$/m);
+    assert.match(text.stdout, /^  certificates: +2 issued, 1 refused, 0 failed; 1 revoked/m);
+    // Nobody there: one line, exit 1.
+    const none = liteboot(['status', '--metrics-listen', '127.0.0.1:1'], { cwd: s.dir });
+    assert.equal(none.code, 1);
+    assert.match(none.stderr, /^liteboot: no liteboot metrics listener answers at http:\/\/127\.0\.0\.1:1 \(ECONNREFUSED\)/);
+  });
+
   it('answers /healthz and /readyz, and nothing else', () => {
     assert.deepEqual([get(s.metricsPort, '/healthz').status, get(s.metricsPort, '/healthz').body], [200, 'ok\n']);
     assert.equal(get(s.metricsPort, '/readyz').status, 200);
@@ -128,6 +154,9 @@ describe('/readyz when the journal cannot be written', () => {
     assert.equal(ready.status, 503);
     assert.match(ready.body, /^not ready: the database cannot be written: cannot write the journal .*EFBIG/);
     assert.equal(get(s.metricsPort, '/healthz').status, 200, 'the process still answers');
+    const st = liteboot(['status', '--metrics-listen', `127.0.0.1:${s.metricsPort}`], { cwd: s.dir });
+    assert.equal(st.code, 1, 'not ready: exit 1');
+    assert.match(st.stdout, /^  ready: +no: the database cannot be written: cannot write the journal/m);
     const m = scrape(s);
     assert.equal(value(m, 'liteboot_certificates_issued_total', { via: 'cr', result: 'error' }), 1);
     assert.equal(value(m, 'liteboot_certificates_issued_total', { via: 'cr', result: 'ok' }), failedAt - 1);
