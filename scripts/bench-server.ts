@@ -4,7 +4,10 @@
  * connection per request (as a device does); on an empty store, then with 100k certificates
  * already recorded. The server runs as a separate process (`liteboot server start`).
  *
- *   node dist/scripts/bench-server.js [--seconds 10] [--clients 8] [--prefill 100000]
+ *   node dist/scripts/bench-server.js [--seconds 10] [--clients 8] [--prefill 100000] [--metrics on|off]
+ *
+ * `--metrics off` runs the server with `metrics_listen = ""` (nothing recorded); `on` (default)
+ * binds the metrics listener on a free loopback port (recorded, not scraped).
  *
  * Prints the figures, then one JSON line with all of them. Not a test: it judges nothing.
  */
@@ -35,6 +38,8 @@ const MODES = (args.includes('--modes') ? args[args.indexOf('--modes') + 1]! : '
 const STAGES = (args.includes('--stages') ? args[args.indexOf('--stages') + 1]! : 'empty,prefilled').split(',');
 /** `--provider-down`: cloud registration to a webhook that accepts connections and never answers. */
 const PROVIDER_DOWN = args.includes('--provider-down');
+const METRICS = args.includes('--metrics') ? args[args.indexOf('--metrics') + 1]! : 'on';
+if (METRICS !== 'on' && METRICS !== 'off') throw new Error(`--metrics takes on or off, not ${METRICS}`);
 const BIN = fileURLToPath(new URL('../../bin/liteboot.js', import.meta.url));
 
 /** CSRs made before timing starts, so the load generator spends its CPU on requests. */
@@ -44,7 +49,7 @@ async function csrPool(n: number): Promise<Buffer[]> {
 }
 
 async function startServer(dir: string): Promise<{ child: ChildProcess; port: number }> {
-  const child = spawn(process.execPath, [...(process.env.BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROFILE] : []), BIN, 'server', 'start', '--hostname', 'localhost', '--listen', '127.0.0.1', '-p', '0', '-m', '0', '--http-port', '0'], {
+  const child = spawn(process.execPath, [...(process.env.BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROFILE] : []), BIN, 'server', 'start', '--hostname', 'localhost', '--listen', '127.0.0.1', '-p', '0', '-m', '0', '--http-port', '0', '--metrics-listen', METRICS === 'on' ? '127.0.0.1:0' : ''], {
     cwd: dir,
     stdio: ['ignore', 'pipe', 'ignore'],
     env: { ...process.env, ...(process.env.BENCH_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS } : {}) },
@@ -143,4 +148,4 @@ try {
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }
-console.log(JSON.stringify({ bench: 'server', ...figures }));
+console.log(JSON.stringify({ bench: 'server', metrics: METRICS, ...figures }));

@@ -22,6 +22,7 @@ import { SetupCaCommand } from './commands/setup-ca.js';
 import { SetupOcspCommand } from './commands/setup-ocsp.js';
 import { UpCommand } from './commands/up.js';
 import { ServerStartCommand } from './commands/server/start.js';
+import { StatusCommand } from './commands/status.js';
 import { version } from './version.js';
 
 
@@ -35,7 +36,7 @@ export function makeCli(): Cli {
     // devices and certificates
     NewDeviceCommand, DeviceStatusCommand, DeviceRekeyCommand, DeviceListCommand, DeviceRegisterCommand, DeviceAllowCommand, DeviceDisallowCommand, CertStatusCommand, CertGetCommand, CertRevokeCommand, CrlCommand, CloudSettingsCommand,
     // operations
-    AuditVerifyCommand, AuditShowCommand, DbBackupCommand,
+    AuditVerifyCommand, AuditShowCommand, DbBackupCommand, StatusCommand,
     // tools
     InspectCommand, DecodeCborCommand,
   ];

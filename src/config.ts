@@ -46,6 +46,11 @@ export interface ServerConfig {
   dbPath: string;
   /** Fold the journal into CADB.db once it holds this many bytes (at least; see the store). */
   compactBytes?: number;
+  /** The metrics and health listener (`metrics_listen = "host:port"`); undefined when off (""). */
+  metricsListen?: { host: string; port: number; /** false for the default: a port in use then turns metrics off with a warning. */ explicit: boolean };
+  /** How log lines look on stderr, and the least severe level written. */
+  logFormat: 'text' | 'json';
+  logLevel: 'debug' | 'info' | 'warn' | 'error';
   limits: {
     bodyBytes: number;
     uploadBytes: number;
@@ -88,6 +93,15 @@ export interface CloudConfig {
   concurrency: number;
 }
 
+/** `host:port` or `[v6]:port` (port 0: any free port); '' turns the listener off. */
+export function parseListen(v: string, where: string): { host: string; port: number } | undefined {
+  if (v === '') return undefined;
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\[\]\s]+)):(\d{1,5})$/.exec(v);
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65535) throw new LitebootError('BAD_CONFIG', `${where}: metrics_listen must be "host:port" (e.g. "127.0.0.1:9464", "[::1]:9464") or "" for off, not "${v}"`);
+  return { host: m[1] ?? m[2]!, port };
+}
+
 /** Keys of the `[server]` table and their types. */
 const SERVER_KEYS = {
   hostname: 'string',
@@ -115,6 +129,9 @@ const SERVER_KEYS = {
   max_connections: 'positive',
   max_connections_per_address: 'positive',
   journal_compact_bytes: 'positive',
+  metrics_listen: 'string',
+  log_format: 'string',
+  log_level: 'string',
 } as const;
 type ServerKey = keyof typeof SERVER_KEYS;
 
@@ -298,6 +315,9 @@ export function loadServerConfig(o: LoadServerConfigOptions): ServerConfig {
     certsDir: o.certsDir,
     dbPath: o.dbPath,
     compactBytes: values.journal_compact_bytes as number | undefined,
+    metricsListen: ((l) => l && { ...l, explicit: values.metrics_listen !== undefined })(parseListen(str('metrics_listen', '127.0.0.1:9464'), where)),
+    logFormat: str('log_format', 'text') as ServerConfig['logFormat'],
+    logLevel: str('log_level', 'info') as ServerConfig['logLevel'],
     limits: {
       bodyBytes: num('body_limit', 16 * 1024),
       uploadBytes: 4096,
@@ -334,6 +354,8 @@ export function loadServerConfig(o: LoadServerConfigOptions): ServerConfig {
   }
   const ports = [cfg.port, cfg.mport, cfg.httpPort].filter((p) => p !== 0);
   if (new Set(ports).size !== ports.length) throw new LitebootError('BAD_CONFIG', `port, mport and http_port must differ (${cfg.port}, ${cfg.mport}, ${cfg.httpPort})`);
+  if (cfg.logFormat !== 'text' && cfg.logFormat !== 'json') throw new LitebootError('BAD_CONFIG', `${where}: log_format must be "text" or "json", not "${cfg.logFormat}"`);
+  if (!['debug', 'info', 'warn', 'error'].includes(cfg.logLevel)) throw new LitebootError('BAD_CONFIG', `${where}: log_level must be debug, info, warn or error, not "${cfg.logLevel}"`);
   if (cfg.ocspSigner !== 'ca' && cfg.ocspSigner !== 'delegated') {
     throw new LitebootError('BAD_CONFIG', `${where}: ocsp_signer must be "ca" or "delegated", not "${cfg.ocspSigner}"`);
   }

@@ -4,6 +4,7 @@
  * request costs little at thousands of requests a second.
  */
 export interface Logger {
+  debug(message: string): void;
   info(message: string): void;
   warn(message: string): void;
   error(message: string): void;
@@ -38,7 +39,27 @@ export function escapeLogText(text: string): string {
   });
 }
 
-export function streamLogger(stream: NodeJS.WritableStream = process.stderr, clock: () => Date = () => new Date()): Logger {
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+const RANK: Record<LogLevel, number> = { debug: 0, info: 1, warn: 2, error: 3 };
+
+export interface LogFormat {
+  /** `text`: `<time> LEVEL message`, escaped by escapeLogText; `json`: one JSON object a line. */
+  format?: 'text' | 'json';
+  /** The least severe level written (default info). */
+  level?: LogLevel;
+}
+
+/**
+ * A JSON line's fields, stable for log pipelines: `time` (ISO 8601), `level`, `msg`; a request
+ * adds `method`, `path`, `status`, `ms`, and when known `by`, `serial` (a decimal string) and
+ * `code`. JSON.stringify escapes every control character and lone surrogate (ES2019), so no
+ * value can end the line; U+2028/2029 and format characters pass as they are (valid JSON).
+ */
+function jsonLine(time: Date, level: LogLevel, msg: string, extra?: Record<string, unknown>): string {
+  return JSON.stringify({ time: time.toISOString(), level, msg, ...extra }) + '\n';
+}
+
+export function streamLogger(stream: NodeJS.WritableStream = process.stderr, clock: () => Date = () => new Date(), o: LogFormat = {}): Logger {
   let pending: string[] = [];
   let scheduled = false;
   const flush = () => {
@@ -48,18 +69,48 @@ export function streamLogger(stream: NodeJS.WritableStream = process.stderr, clo
     pending = [];
     stream.write(text);
   };
-  const line = (l: string) => {
-    pending.push(`${clock().toISOString()} ${escapeLogText(l)}\n`);
+  const push = (text: string) => {
+    pending.push(text);
     if (!scheduled) {
       scheduled = true;
       setImmediate(flush);
     }
   };
+  const line = (l: string) => push(`${clock().toISOString()} ${escapeLogText(l)}\n`);
+  const min = RANK[o.level ?? 'info'];
+  const nop = () => {};
+  if (o.format === 'json') {
+    const at = (level: LogLevel) => (RANK[level] < min ? nop : (m: string) => push(jsonLine(clock(), level, m)));
+    return {
+      debug: at('debug'),
+      info: at('info'),
+      warn: at('warn'),
+      error: at('error'),
+      request:
+        RANK.info < min
+          ? nop
+          : (r) =>
+              push(
+                jsonLine(clock(), 'info', 'request', {
+                  method: r.method,
+                  path: r.path.length > 200 ? r.path.slice(0, 200) + '...' : r.path,
+                  status: r.status,
+                  ms: Math.round(r.ms * 10) / 10,
+                  ...(r.who ? { by: r.who } : {}),
+                  ...(r.serial !== undefined ? { serial: r.serial.toString() } : {}),
+                  ...(r.code ? { code: r.code } : {}),
+                }),
+              ),
+      flush,
+    };
+  }
+  const at = (level: LogLevel, tag: string) => (RANK[level] < min ? nop : (m: string) => line(`${tag} ${m}`));
   return {
-    info: (m) => line(`INFO ${m}`),
-    warn: (m) => line(`WARN ${m}`),
-    error: (m) => line(`ERROR ${m}`),
-    request: (r) =>
+    debug: at('debug', 'DEBUG'),
+    info: at('info', 'INFO'),
+    warn: at('warn', 'WARN'),
+    error: at('error', 'ERROR'),
+    request: RANK.info < min ? nop : (r) =>
       line(
         `${r.method} ${r.path.length > 200 ? r.path.slice(0, 200) + '...' : r.path} ${r.status} ${r.ms.toFixed(1)}ms` +
           (r.who ? ` by=${r.who}` : '') +

@@ -32,6 +32,7 @@ export interface ServerProcess {
 export async function startServer(dir: string, args: string[] = []): Promise<ServerProcess> {
   // The public listener has a fixed default port (8080): off unless the caller gives one.
   const http = args.includes('--http-port') ? [] : ['--http-port', '0'];
+  if (!args.includes('--metrics-listen')) http.push('--metrics-listen', '127.0.0.1:0');
   const child = spawn(process.execPath, [BIN, 'server', 'start', '--hostname', 'localhost', '--listen', '127.0.0.1', '-p', '0', '-m', '0', ...http, ...args], {
     cwd: dir,
     stdio: ['ignore', 'pipe', 'pipe'],

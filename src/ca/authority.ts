@@ -3,7 +3,8 @@ import { parseCertificate } from '../asn1/certificate.js';
 import { formatName } from '../asn1/name.js';
 import { OID } from '../asn1/oids.js';
 import { toPem } from '../asn1/pem.js';
-import { LitebootError } from '../errors.js';
+import { LitebootError, type ErrorCode } from '../errors.js';
+import { NO_METRICS, type Metrics } from '../metrics.js';
 import type { CredentialKind, Store } from '../store/types.js';
 import { acceptCsr, type AcceptedRequest, type IssuancePolicy } from './policy.js';
 import type { OcspCertStatus } from '../asn1/ocsp.js';
@@ -78,10 +79,15 @@ export interface AuthorityOptions {
   warn?: (message: string) => void;
   /** The audit trail: every issuance, revocation, credential and allowlist change, durable before the change. */
   audit?: AuditSink;
+  /** Counters for monitoring (NO_METRICS when not given). */
+  metrics?: Metrics;
 }
 
 /** How a certificate was asked for: the original API's cr, p10cr and kur, or EST (RFC 7030), for the audit trail. */
 export type IssueVia = 'cr' | 'p10cr' | 'kur' | 'est';
+
+/** Codes that are the CA's failure, not the caller's (the rest of the codes an issuance can end with are refusals). */
+const SERVER_FAULTS = new Set<ErrorCode>(['INTERNAL', 'DB_IO', 'DB_READONLY', 'DB_CORRUPT', 'DB_LOCKED', 'CA_EXPIRED']);
 
 /**
  * RFC 5280 §5.3.1 CRLReason values a revocation may give: 7 is unused, and 8 (removeFromCRL)
@@ -141,7 +147,10 @@ export class Authority {
     return this.revoked.has(serial);
   }
 
+  private readonly metrics: Metrics;
+
   constructor(private readonly o: AuthorityOptions) {
+    this.metrics = o.metrics ?? NO_METRICS;
     this.crls = new CrlPublisher({ issuer: o.issuer, store: o.store, clock: o.clock, days: o.crlDays ?? 7 });
     this.revocationInfo = o.publicUrl ? revocationInfo(o.publicUrl) : [];
   }
@@ -232,7 +241,11 @@ export class Authority {
    * policy. The same rules for every channel; only the `issued_by` record says which one
    * (`est:bootstrap:<serial>`), keeping the credential.
    */
-  async enrol(csrDer: Uint8Array, caller: Caller, via: IssueVia = 'cr'): Promise<Issued> {
+  enrol(csrDer: Uint8Array, caller: Caller, via: IssueVia = 'cr'): Promise<Issued> {
+    return this.counted(via, this.enrolNow(csrDer, caller, via));
+  }
+
+  private async enrolNow(csrDer: Uint8Array, caller: Caller, via: IssueVia): Promise<Issued> {
     const req = await acceptCsr(csrDer, this.o.policy);
     caller = via === 'est' ? { ...caller, label: `est:${caller.label}` } : caller;
     if (caller.role !== 'bootstrap') return this.issue(req, caller, via); // an operator may give an enrolled device a new key
@@ -261,7 +274,11 @@ export class Authority {
    * certificate stays valid (a device that loses power before storing the new key must still
    * be able to connect).
    */
-  async keyUpdate(csrDer: Uint8Array, caller: Caller): Promise<Issued> {
+  keyUpdate(csrDer: Uint8Array, caller: Caller): Promise<Issued> {
+    return this.counted('kur', this.keyUpdateNow(csrDer, caller));
+  }
+
+  private async keyUpdateNow(csrDer: Uint8Array, caller: Caller): Promise<Issued> {
     const req = await acceptCsr(csrDer, this.o.policy);
     if (caller.role !== 'device' || req.deviceId.toLowerCase() !== caller.cn.toLowerCase()) {
       throw new LitebootError('FORBIDDEN', `the CSR's CN "${req.deviceId}" is not the CN of your certificate`);
@@ -275,7 +292,29 @@ export class Authority {
    * MUST be identical to the corresponding fields in the certificate being renewed/rekeyed." The
    * old certificate stays valid, as with kur.
    */
-  async reenrol(csrDer: Uint8Array, caller: Caller): Promise<Issued> {
+  reenrol(csrDer: Uint8Array, caller: Caller): Promise<Issued> {
+    return this.counted('est', this.reenrolNow(csrDer, caller));
+  }
+
+  /**
+   * Counts a request's outcome: refused for an error the caller caused (a 4xx: bad CSR, policy,
+   * binding, allowlist), error for the CA's own failure (the store, a bug).
+   */
+  private counted(via: IssueVia, p: Promise<Issued>): Promise<Issued> {
+    const m = this.metrics;
+    return p.then(
+      (r) => {
+        m.issued(via, 'ok');
+        return r;
+      },
+      (e: unknown) => {
+        m.issued(via, e instanceof LitebootError && !SERVER_FAULTS.has(e.code) ? 'refused' : 'error');
+        throw e;
+      },
+    );
+  }
+
+  private async reenrolNow(csrDer: Uint8Array, caller: Caller): Promise<Issued> {
     const req = await acceptCsr(csrDer, this.o.policy);
     const current = caller.role === 'device' ? await this.o.store.findBySerial(caller.serial) : undefined;
     if (!current) throw new LitebootError('FORBIDDEN', 'only a device certificate may re-enrol (RFC 7030 §4.2.2: with the certificate being renewed)');
@@ -318,6 +357,7 @@ export class Authority {
   /** A revocation is in force on this process's listeners at once, and in its CRL before krr answers. */
   private async published(serial: bigint, at: Date, reason: number): Promise<void> {
     this.revoked.set(serial, { revokedAt: at, reason });
+    this.metrics.revoked(reason);
     this.crls.add(serial, at, reason);
     await this.crls.rebuild();
   }

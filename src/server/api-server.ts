@@ -6,9 +6,10 @@ import type { Authority, Caller, PeerCertificate } from '../ca/authority.js';
 import type { ServerConfig } from '../config.js';
 import { isLitebootError, LitebootError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { NO_METRICS, type Metrics } from '../metrics.js';
 import { MEDIA_TYPE, negotiate, type Format } from '../protocol/format.js';
 import { errorResponse } from '../protocol/messages.js';
-import { ConnectionGuard } from './connection-guard.js';
+import { ConnectionGuard, handshakeRefusal } from './connection-guard.js';
 import type { Deps, Reply } from './handlers.js';
 import { peerCertificate } from './peer.js';
 import { matchRoute } from './routes.js';
@@ -20,6 +21,7 @@ export interface ApiServerOptions {
   authority: Authority;
   log: Logger;
   limits: ServerConfig['limits'];
+  metrics?: Metrics;
 }
 
 /** Room for a multipart envelope around /p10cr's 4096-byte file. */
@@ -33,8 +35,10 @@ export class ApiServer {
   private inFlight = 0;
   private drained: (() => void)[] = [];
   private stopping = false;
+  private readonly metrics: Metrics;
 
   constructor(private readonly o: ApiServerOptions) {
+    const metrics = (this.metrics = o.metrics ?? NO_METRICS);
     this.server = createServer(
       {
         ...o.tls,
@@ -51,13 +55,14 @@ export class ApiServer {
       (req, res) => void this.handle(req, res),
     );
     this.server.maxConnections = o.limits.maxConnections;
-    new ConnectionGuard(this.server, { name: 'api', handshakeTimeoutMs: o.limits.handshakeTimeoutMs, maxPerAddress: o.limits.maxConnectionsPerAddress, log: o.log });
+    new ConnectionGuard(this.server, { name: 'api', handshakeTimeoutMs: o.limits.handshakeTimeoutMs, maxPerAddress: o.limits.maxConnectionsPerAddress, log: o.log, metrics });
     // A socket stalled mid-response (a client that never reads) is dropped after the request timeout.
     this.server.timeout = o.limits.requestTimeoutMs;
     this.server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
       // A failed or timed-out handshake (node:https passes tlsClientError on as clientError):
       // nothing can be written before the handshake, and end() would leave the socket half-open.
       if (!this.secured.has(socket)) {
+        metrics.tlsRefused('api', handshakeRefusal(err));
         socket.destroy();
         return;
       }
@@ -75,6 +80,7 @@ export class ApiServer {
       const peer = this.peerOf(socket);
       if (peer && o.authority.isRevoked(peer.serial)) {
         o.log.info(`api: connection from ${socket.remoteAddress}:${socket.remotePort} refused: CERT_REVOKED (serial ${peer.serial})`);
+        metrics.tlsRefused('api', 'revoked');
         socket.destroy();
       }
     });
@@ -112,9 +118,12 @@ export class ApiServer {
     let reply: Reply;
     let code: string | undefined;
     let errors: 'text' | undefined;
+    // The route's pattern, never the raw path: a label per serial would grow without bound.
+    let pattern = 'unmatched';
     try {
       const m = matchRoute(req.method ?? 'GET', path);
       const route = m.route;
+      if (route) pattern = route.path;
       errors = m.errors;
       if (!route) {
         format = negotiate(req.headers['content-type'], req.headers.accept) ?? 'json';
@@ -157,7 +166,9 @@ export class ApiServer {
       res.end(reply.body);
       this.watchUnread(res);
     }
-    this.o.log.request({ method: req.method ?? '?', path, status: reply.status, ms: performance.now() - started, who, serial: reply.serial, code });
+    const ms = performance.now() - started;
+    this.metrics.request(pattern, reply.status, ms / 1000);
+    this.o.log.request({ method: req.method ?? '?', path, status: reply.status, ms, who, serial: reply.serial, code });
     if (--this.inFlight === 0) for (const f of this.drained.splice(0)) f();
   }
 

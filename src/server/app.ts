@@ -24,12 +24,16 @@ import { AuditLog } from '../audit/audit-log.js';
 import { OcspResponder } from '../ca/ocsp-responder.js';
 import { PublicListener } from './public-listener.js';
 import { tlsOptions } from './tls.js';
+import { MetricsListener } from './metrics-listener.js';
+import { PromMetrics } from './prom-metrics.js';
 
 export interface RunningServer {
   apiPort: number;
   mtlsPort: number;
   /** The public CRL/OCSP listener's port; 0 when it is off. */
   httpPort: number;
+  /** The metrics listener's address (`host:port`, `[v6]:port`); undefined when it is off. */
+  metricsAddress?: string;
   store: Store;
   authority: Authority;
   /** Stop accepting, finish what is in flight, close the store cleanly. */
@@ -74,6 +78,37 @@ function assertPortFree(port: number, host: string, what: string): Promise<void>
   });
 }
 
+/**
+ * Why the server cannot issue now, or undefined: the store must answer a read and take writes
+ * (its journal has not failed), and the CA key must be loaded.
+ */
+async function notReady(store: Store, caKeyLoaded: boolean): Promise<string | undefined> {
+  if (!caKeyLoaded) return 'the CA key is not loaded';
+  const failed = store.writeFailure();
+  if (failed) return `the database cannot be written: ${failed.message}`;
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([store.getSetting('schemaVersion'), new Promise((_, reject) => (timer = setTimeout(() => reject(new Error('no answer within 2 s')), 2000)))]);
+  } catch (e) {
+    return `the database does not answer: ${(e as Error).message}`;
+  } finally {
+    clearTimeout(timer);
+  }
+  return undefined;
+}
+
+/** Binds the metrics listener; the default address in use turns metrics off with a warning (a second server on one host). */
+async function listenMetrics(ml: MetricsListener, at: { host: string; port: number; explicit: boolean }, log: Logger): Promise<string | undefined> {
+  try {
+    const port = await ml.listen(at.port, at.host);
+    return at.host.includes(':') ? `[${at.host}]:${port}` : `${at.host}:${port}`;
+  } catch (e) {
+    if (at.explicit) throw e;
+    log.warn(`metrics are off: ${(e as Error).message} (set metrics_listen to another address, or "" to silence this)`);
+    return undefined;
+  }
+}
+
 /** Wires the store, the authority and both listeners together, and starts them. */
 export async function startServer(o: StartOptions): Promise<RunningServer> {
   const { config, log } = o;
@@ -102,7 +137,11 @@ export async function startServer(o: StartOptions): Promise<RunningServer> {
   await assertPortFree(config.port, config.listen, 'REST API');
   await assertPortFree(config.mport, config.listen, 'mTLS listener');
   if (config.httpPort !== 0) await assertPortFree(config.httpPort, config.listen, 'public listener');
-  const store = await openStore({ path: config.dbPath, compactBytes: config.compactBytes, log: (m) => log.info(`store: ${m}`) });
+  // Made before the store so that its journal commits are timed from the first one.
+  let fleetStore: Store | undefined;
+  const metrics = config.metricsListen ? new PromMetrics({ clock, fleet: (at, before) => fleetStore!.fleetCounts(at, before) }) : undefined;
+  const store = await openStore({ path: config.dbPath, compactBytes: config.compactBytes, log: (m) => log.info(`store: ${m}`), onCommit: metrics && ((s) => metrics.storeCommit(s)) });
+  fleetStore = store;
   let audit: AuditLog | undefined;
   try {
     audit = config.auditLog ? AuditLog.open(config.auditLog, { clock, log: (m) => log.warn(m) }) : undefined;
@@ -119,6 +158,7 @@ export async function startServer(o: StartOptions): Promise<RunningServer> {
       publicUrl: config.publicUrl || undefined,
       warn: (m) => log.warn(m),
       audit,
+      metrics,
     });
     const registrar = new Registrar({ store, provider, cfg: config.cloud, log, audit });
     authority.onIssued(() => registrar.notifyIssued());
@@ -147,6 +187,7 @@ export async function startServer(o: StartOptions): Promise<RunningServer> {
       authority,
       log,
       limits: config.limits,
+      metrics,
       deps: {
         authority,
         hubname: config.hubname,
@@ -157,7 +198,8 @@ export async function startServer(o: StartOptions): Promise<RunningServer> {
         banner: `liteboot ${o.version}: certificate authority and bootstrap server for ${config.hostname}\n`,
       },
     });
-    const mtls = new MtlsListener(tls, authority, log, config.limits);
+    const mtls = new MtlsListener(tls, authority, log, config.limits, metrics);
+    const ml = metrics && new MetricsListener({ metrics, log, notReady: () => notReady(store, ca.issuer !== undefined) });
     const ocsp = new OcspResponder({
       issuer: ca.issuer,
       status: (serial) => authority.serialStatus(serial),
@@ -169,11 +211,13 @@ export async function startServer(o: StartOptions): Promise<RunningServer> {
     const apiPort = await api.listen(config.port, config.listen);
     let mtlsPort: number;
     let httpPort = 0;
+    let metricsAddress: string | undefined;
     try {
       mtlsPort = await mtls.listen(config.mport, config.listen);
       if (pub) httpPort = await pub.listen(config.httpPort, config.listen);
+      if (ml) metricsAddress = await listenMetrics(ml, config.metricsListen!, log);
     } catch (e) {
-      await Promise.all([api.stop(0), mtls.stop()]);
+      await Promise.all([api.stop(0), mtls.stop(), pub?.stop()]);
       throw e;
     }
     registrar.start();
@@ -182,11 +226,12 @@ export async function startServer(o: StartOptions): Promise<RunningServer> {
       apiPort,
       mtlsPort,
       httpPort,
+      metricsAddress,
       store,
       authority,
       stop: () =>
         (stopping ??= (async () => {
-          await Promise.all([api.stop(10_000), mtls.stop(), pub?.stop()]);
+          await Promise.all([api.stop(10_000), mtls.stop(), pub?.stop(), ml?.stop()]);
           authority.crls.stop();
           await registrar.stop();
           await audit?.close();

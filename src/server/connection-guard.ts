@@ -2,6 +2,7 @@ import { isIPv4, isIPv6, type Socket } from 'node:net';
 import type { Server as HttpServer } from 'node:http';
 import type { Server, TLSSocket } from 'node:tls';
 import type { Logger } from '../log.js';
+import type { Metrics, TlsRefusal } from '../metrics.js';
 
 export interface GuardOptions {
   /** The listener, as log lines name it ('api', 'mtls'). */
@@ -11,6 +12,8 @@ export interface GuardOptions {
   /** Connections one source address may hold open on this listener at once (per process). */
   maxPerAddress: number;
   log: Logger;
+  /** Counts per-address refusals (liteboot_tls_refused_total{reason="per_address"}). */
+  metrics?: Metrics;
 }
 
 /**
@@ -56,6 +59,7 @@ export class ConnectionGuard {
       const r = (this.refused.get(source) ?? 0) + 1;
       this.refused.set(source, r);
       if (r === 1) this.o.log.warn(`${this.o.name}: refusing connections from ${source}: it holds ${n} (max_connections_per_address)`);
+      this.o.metrics?.tlsRefused(this.o.name, 'per_address');
       raw.destroy();
       return false;
     }
@@ -91,6 +95,12 @@ export class ConnectionGuard {
       this.o.log.info(`${this.o.name}: ${source} holds no connection now; ${r} refused while it held ${this.o.maxPerAddress}`);
     }
   }
+}
+
+/** The metrics reason for a handshake that failed (the guard's deadline, a certificate not accepted, anything else). */
+export function handshakeRefusal(err: NodeJS.ErrnoException): TlsRefusal {
+  if (err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT') return 'handshake_timeout';
+  return /CERT|VERIFY|UNKNOWN_CA/i.test(`${err.code ?? ''} ${err.message}`) ? 'verify_failed' : 'handshake_failed';
 }
 
 function handshakeTimeout(ms: number, peer: string): Error {

@@ -2,11 +2,12 @@ import { createServer, type DetailedPeerCertificate, type Server, type TLSSocket
 import { parseCertificate } from '../asn1/certificate.js';
 import { formatName } from '../asn1/name.js';
 import type { Logger } from '../log.js';
+import { NO_METRICS, type Metrics } from '../metrics.js';
 import { listenOn } from './api-server.js';
 import type { TlsOptions } from 'node:tls';
 import type { Authority } from '../ca/authority.js';
 import type { ServerConfig } from '../config.js';
-import { ConnectionGuard } from './connection-guard.js';
+import { ConnectionGuard, handshakeRefusal } from './connection-guard.js';
 
 /**
  * Verdicts in our own words for the verify results a client can cause (the reason is written to
@@ -39,18 +40,19 @@ export class MtlsListener {
   readonly server: Server;
   private readonly closeWithinMs: number;
 
-  constructor(tls: TlsOptions, private readonly authority: Authority, private readonly log: Logger, limits: ServerConfig['limits']) {
+  constructor(tls: TlsOptions, private readonly authority: Authority, private readonly log: Logger, limits: ServerConfig['limits'], private readonly metrics: Metrics = NO_METRICS) {
     // Checked here rather than by Node's rejectUnauthorized so that the reason can be logged.
     this.server = createServer({ ...tls, rejectUnauthorized: false }, (socket) => this.accepted(socket));
     // The same cap as the REST API's, counted apart: a flood of one port leaves the other serving.
     this.server.maxConnections = limits.maxConnections;
     // handshake_timeout is the guard's, counted from accept (Node's own 120 s stays behind it).
-    new ConnectionGuard(this.server, { name: 'mtls', handshakeTimeoutMs: limits.handshakeTimeoutMs, maxPerAddress: limits.maxConnectionsPerAddress, log });
+    new ConnectionGuard(this.server, { name: 'mtls', handshakeTimeoutMs: limits.handshakeTimeoutMs, maxPerAddress: limits.maxConnectionsPerAddress, log, metrics });
     this.closeWithinMs = limits.handshakeTimeoutMs;
     this.server.on('tlsClientError', (err, socket) => {
       // A socket already destroyed has forgotten its peer; the guard's error remembers it.
       const from = socket.remoteAddress ? `${socket.remoteAddress}:${socket.remotePort}` : ((err as { peer?: string }).peer ?? 'an unknown peer');
       this.log.info(`mtls: handshake from ${from} refused: ${err.message}`);
+      this.metrics.tlsRefused('mtls', handshakeRefusal(err));
       // Node reports a handshake error or timeout here and leaves the socket to us.
       socket.destroy();
     });
@@ -63,6 +65,7 @@ export class MtlsListener {
     if (!socket.authorized || revoked) {
       const who = peer && peer.subject ? ` (certificate ${Object.entries(peer.subject).map(([k, v]) => `${k}=${String(v)}`).join(',')})` : '';
       this.log.info(`mtls: connection from ${socket.remoteAddress}:${socket.remotePort} refused: ${revoked ? 'CERT_REVOKED' : String(socket.authorizationError)}${who}`);
+      this.metrics.tlsRefused('mtls', revoked ? 'revoked' : 'verify_failed');
       const code = (socket.authorizationError as unknown as { code?: string } | undefined)?.code ?? String(socket.authorizationError);
       const reason = !peer || !peer.raw ? 'no client certificate' : revoked ? 'certificate revoked' : (REASONS[code] ?? 'certificate not accepted');
       this.close(socket, `REFUSED ${reason}\n`);

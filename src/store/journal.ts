@@ -138,6 +138,8 @@ export class JournalWriter {
   private rotation: { path: string; resolve: (old: string) => void; reject: (e: Error) => void } | undefined;
   /** Called after a flush with nothing left to write: the store's cue to consider compacting. */
   onIdle: (() => void) | undefined;
+  /** Called when a group commit is durable, with its duration (write to fdatasync done) in seconds. */
+  onCommit: ((seconds: number) => void) | undefined;
 
   private constructor(fd: number, path: string, size: number) {
     this.fd = fd;
@@ -215,6 +217,7 @@ export class JournalWriter {
     };
     // The write lands in the page cache in microseconds; only the fdatasync is worth a
     // thread-pool round trip.
+    const started = performance.now();
     try {
       writeAllSync(fd, buf);
     } catch (e) {
@@ -222,6 +225,7 @@ export class JournalWriter {
     }
     fdatasync(fd, (err) => {
       if (err) return fail(err);
+      this.onCommit?.((performance.now() - started) / 1000);
       this.size += buf.length;
       for (const w of waiters) w.resolve();
       this.flush();

@@ -7,7 +7,7 @@ import { LitebootError } from '../errors.js';
 import { DB_FILE_MODE, fsyncDir, JournalWriter, listSegments, readSegment, removeFile, segmentPath, truncateSegment, type JournalRecord } from './journal.js';
 import { WriterLock } from './lock.js';
 import { createBaseSchema, GO_SCHEMA_VERSION, pendingMigrations, runMigrations, schemaVersion } from './schema.js';
-import type { BindingCheck, CertificateRecord, Credential, CredentialKind, CredentialRecord, DeviceSummary, IssuedCertificate, Registration, RegistrationStatus, Revocation, Store } from './types.js';
+import type { BindingCheck, CertificateRecord, Credential, CredentialKind, CredentialRecord, DeviceSummary, FleetCounts, IssuedCertificate, Registration, RegistrationStatus, Revocation, Store } from './types.js';
 
 export interface OpenStoreOptions {
   /** Path of CADB.db. */
@@ -23,6 +23,8 @@ export interface OpenStoreOptions {
   compactBytes?: number;
   /** Operator messages (a torn tail discarded, a migration run). */
   log?: (message: string) => void;
+  /** Each journal group commit, once durable, with its duration in seconds (for metrics). */
+  onCommit?: (seconds: number) => void;
 }
 
 const SQLITE_MAGIC = Buffer.from('SQLite format 3\0');
@@ -179,6 +181,7 @@ export class SqlJsStore implements Store {
     }
     if (replayed > 0) log(`replayed ${replayed} journal records into ${path}`);
     store.attachJournal(JournalWriter.open(segmentPath(path, store.seq + 1)));
+    store.journal!.onCommit = o.onCommit;
     return store;
   }
 
@@ -508,6 +511,20 @@ export class SqlJsStore implements Store {
 
   setSetting(key: string, value: string): Promise<void> {
     return this.commit({ op: 'set', key, value });
+  }
+
+  writeFailure(): Error | undefined {
+    if (!this.journal) return new LitebootError('DB_READONLY', `${this.path} is open read-only`);
+    if (this.closed) return new LitebootError('DB_IO', 'the database is closed');
+    return this.journal.failed;
+  }
+
+  async fleetCounts(at: Date, expiringBefore: Date): Promise<FleetCounts> {
+    const now = sqlTime(at);
+    const c = this.one('SELECT count(*), coalesce(sum(not_after <= ?), 0) FROM certs WHERE valid != 0 AND not_after > ?', [sqlTime(expiringBefore), now]);
+    const registrations: Record<string, number> = {};
+    for (const r of this.all('SELECT reg_state, count(*) FROM devices GROUP BY reg_state', [])) registrations[String(r[0])] = Number(r[1]);
+    return { valid: Number(c?.[0] ?? 0), expiring: Number(c?.[1] ?? 0), registrations };
   }
 
   async stats(): Promise<{ certificates: number; devices: number }> {

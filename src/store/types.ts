@@ -86,6 +86,12 @@ export interface BindingCheck {
   at: Date;
 }
 
+export interface FleetCounts {
+  valid: number;
+  expiring: number;
+  registrations: Record<string, number>;
+}
+
 export interface Store {
   /**
    * Records an issued certificate; resolves once it is durable on disk. With `binding`, rejects
@@ -126,6 +132,13 @@ export interface Store {
   dueRegistrations(now: number, limit: number): Promise<string[]>;
   getSetting(key: string): Promise<string | undefined>;
   setSetting(key: string, value: string): Promise<void>;
+  /** Why writes fail now (the journal failed, read-only, closed), or undefined when they can succeed. */
+  writeFailure(): Error | undefined;
+  /**
+   * Unrevoked certificates valid at `at`, how many of those end by `expiringBefore`, and devices
+   * by registration state: a scan of the tables, for the metrics gauges (cached there).
+   */
+  fleetCounts(at: Date, expiringBefore: Date): Promise<FleetCounts>;
   /** Counts, for status output and benchmarks. */
   stats(): Promise<{ certificates: number; devices: number }>;
   /** Flushes, writes a final snapshot and releases the lock. */

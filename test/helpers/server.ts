@@ -18,6 +18,8 @@ export interface TestServer {
   mport: number;
   /** The public CRL/OCSP listener's port; 0 unless the test asked for it (`--http-port`). */
   httpPort: number;
+  /** The metrics listener's port (on 127.0.0.1 unless the test gave `--metrics-listen`); 0 when it is off. */
+  metricsPort: number;
   child: ChildProcess;
   /** Everything the server wrote to stderr so far. */
   stderr(): string;
@@ -41,6 +43,8 @@ export interface StartOptions {
   prepare?: (dir: string) => void | Promise<void>;
   args?: string[];
   env?: NodeJS.ProcessEnv;
+  /** Shell commands run before the server is exec'd in the same process (e.g. `ulimit -f 32`). */
+  shell?: string;
 }
 
 /** A CA, the bootstrap and an operator credential in a new directory, made by the library. */
@@ -57,13 +61,16 @@ export async function startServer(o: StartOptions = {}): Promise<TestServer> {
   await makeCaDir(t.dir);
   writeFileSync(join(t.dir, '.liteboot.toml'), `[server]\nhubname = "test-hub"\nmqttport = 8883\n${o.toml ?? ''}\n`);
   await o.prepare?.(t.dir);
-  return spawnServer(t.dir, t.cleanup, o.args ?? [], o.env);
+  return spawnServer(t.dir, t.cleanup, o.args ?? [], o.env, o.shell);
 }
 
-export async function spawnServer(dir: string, cleanup: () => void, args: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<TestServer> {
+export async function spawnServer(dir: string, cleanup: () => void, args: string[] = [], env: NodeJS.ProcessEnv = {}, shell?: string): Promise<TestServer> {
   // The public listener has a fixed port or none (0 turns it off): off unless a test gives one.
   const http = args.includes('--http-port') ? [] : ['--http-port', '0'];
-  const child = spawn(process.execPath, [BIN, 'server', 'start', '--hostname', 'localhost', '--listen', '127.0.0.1', '-p', '0', '-m', '0', ...http, ...args], {
+  // The metrics listener on a free port, so that servers in parallel tests do not share 9464.
+  if (!args.includes('--metrics-listen')) http.push('--metrics-listen', '127.0.0.1:0');
+  const argv = [BIN, 'server', 'start', '--hostname', 'localhost', '--listen', '127.0.0.1', '-p', '0', '-m', '0', ...http, ...args];
+  const child = spawn(shell ? 'sh' : process.execPath, shell ? ['-c', `${shell}\nexec "$0" "$@"`, process.execPath, ...argv] : argv, {
     cwd: dir,
     env: { ...process.env, CAHOSTNAME: '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -124,6 +131,7 @@ export async function spawnServer(dir: string, cleanup: () => void, args: string
     port: ports[0],
     mport: ports[1],
     httpPort: Number(/CRL and OCSP on http:\/\/[^:]+:(\d+)\//.exec(out)?.[1] ?? 0),
+    metricsPort: Number(/metrics on http:\/\/(?:\[[^\]]+\]|[^:/]+):(\d+)\/metrics/.exec(out)?.[1] ?? 0),
     child,
     stderr: () => err,
     stdout: () => out,

@@ -40,6 +40,9 @@ export class ServerStartCommand extends BaseCommand {
   resourcegroup = Option.String('--resourcegroup', { description: 'Azure resource group' });
   mqttport = Option.String('--mqttport', { description: 'MQTT port returned by ccs (default 8883)' });
   listen = Option.String('--listen', { description: 'Address to listen on (default: every interface)' });
+  metricsListen = Option.String('--metrics-listen', { description: 'Metrics and health listener, host:port (default 127.0.0.1:9464; "" turns it off)' });
+  logFormat = Option.String('--log-format', { description: 'Log lines on stderr: text (default) or json' });
+  logLevel = Option.String('--log-level', { description: 'Least severe level logged: debug, info (default), warn, error' });
 
   protected flags(): ServerFlags {
     return {
@@ -51,6 +54,9 @@ export class ServerStartCommand extends BaseCommand {
       resourcegroup: this.resourcegroup,
       mqttport: this.mqttport,
       listen: this.listen,
+      metrics_listen: this.metricsListen,
+      log_format: this.logFormat,
+      log_level: this.logLevel,
     };
   }
 
@@ -73,7 +79,7 @@ export class ServerStartCommand extends BaseCommand {
 
 /** Runs the server until SIGINT/SIGTERM; resolves with the exit status. */
 export async function serve(config: ServerConfig, stdout: NodeJS.WritableStream): Promise<number> {
-  const log = streamLogger(process.stderr);
+  const log = streamLogger(process.stderr, undefined, { format: config.logFormat, level: config.logLevel });
   const running = await startServer({ config, log, version });
   // The signal handlers go in before the "serving" line: whoever reacts to that line may signal at once.
   const stopped = new Promise<number>((done) => {
@@ -96,9 +102,10 @@ export async function serve(config: ServerConfig, stdout: NodeJS.WritableStream)
     process.once('SIGTERM', () => shutdown('SIGTERM'));
   });
   const pub = running.httpPort !== 0 ? `, CRL and OCSP on http://${config.hostname}:${running.httpPort}/` : '';
+  const metrics = running.metricsAddress ? `, metrics on http://${running.metricsAddress}/metrics` : '';
   stdout.write(
-    `liteboot ${version} serving https://${config.hostname}:${running.apiPort}/api/v1 (mTLS check on port ${running.mtlsPort}${pub}, database ${config.dbPath}${config.configFile ? `, settings from ${config.configFile}` : ''})\n`,
+    `liteboot ${version} serving https://${config.hostname}:${running.apiPort}/api/v1 (mTLS check on port ${running.mtlsPort}${pub}${metrics}, database ${config.dbPath}${config.configFile ? `, settings from ${config.configFile}` : ''})\n`,
   );
-  log.info(`listening: api=${running.apiPort} mtls=${running.mtlsPort} http=${running.httpPort}`);
+  log.info(`listening: api=${running.apiPort} mtls=${running.mtlsPort} http=${running.httpPort} metrics=${running.metricsAddress ?? 'off'}`);
   return stopped;
 }
