@@ -49,6 +49,8 @@ function nonEmpty(p: string, where: string): string {
 
 /** Reads one line from a terminal in raw mode, echoing nothing. Ctrl-C or Ctrl-D gives up. */
 function prompt(tty: ReadStream, out: NodeJS.WritableStream, question: string): Promise<string> {
+  // Echo off before the prompt shows: whatever is typed once it is visible must not be echoed.
+  tty.setRawMode(true);
   out.write(question);
   return new Promise((resolve, reject) => {
     let line = '';
@@ -74,7 +76,6 @@ function prompt(tty: ReadStream, out: NodeJS.WritableStream, question: string): 
         else line += ch;
       }
     };
-    tty.setRawMode(true);
     tty.on('data', onData);
     tty.resume();
   });
