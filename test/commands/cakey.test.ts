@@ -146,6 +146,13 @@ describe('setup-ca --encrypt and the commands that sign with the key', () => {
   }
 });
 
+test('up on an encrypted CA without its password: one line, exit 1, no bootstrap credential, no database', () => {
+  const cwd = newDir('up');
+  assert.equal(liteboot(['setup-ca', 'localhost', '--encrypt', '--password-file', 'pw'], { cwd, env: NONE }).code, 0);
+  oneLine(liteboot(['up', '--listen', '127.0.0.1', '-p', '0', '-m', '0', '--http-port', '0'], { cwd, env: NONE }), 1, /^liteboot: the CA key \S+ is encrypted: give its password with /);
+  assert.ok(!existsSync(join(cwd, 'certs', 'BOOTSTRAP.crt')) && !existsSync(join(cwd, 'CADB.db')));
+});
+
 describe('cakey encrypt and decrypt convert a key in place', () => {
   function roundTrip(cwd: string): void {
     const key = join(cwd, 'certs', 'CA.key');
