@@ -1,6 +1,7 @@
 import { Builtins, Cli } from 'clipanion';
 import { AuditShowCommand } from './commands/audit/show.js';
 import { AuditVerifyCommand } from './commands/audit/verify.js';
+import { CakeyDecryptCommand, CakeyEncryptCommand } from './commands/cakey/encrypt.js';
 import { CakeyGetpubCommand } from './commands/cakey/getpub.js';
 import { CertGetCommand } from './commands/cert/get.js';
 import { CertRevokeCommand } from './commands/cert/revoke.js';
@@ -30,7 +31,7 @@ export function makeCli(): Cli {
   const cli = new Cli({ binaryLabel: 'liteboot', binaryName: 'liteboot', binaryVersion: version, enableColors: false });
   const commands = [
     // set-up
-    SetupCaCommand, SetupBootstrapCommand, OperatorCreateCommand, SetupOcspCommand, CakeyGetpubCommand,
+    SetupCaCommand, SetupBootstrapCommand, OperatorCreateCommand, SetupOcspCommand, CakeyGetpubCommand, CakeyEncryptCommand, CakeyDecryptCommand,
     // server
     UpCommand, ServerStartCommand,
     // devices and certificates

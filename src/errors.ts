@@ -13,6 +13,8 @@ export type ErrorCode =
   | 'BAD_CONFIG'
   | 'BAD_KEY'
   | 'KEY_MISMATCH'
+  | 'KEY_ENCRYPTED'
+  | 'BAD_PASSWORD'
   | 'UNRECOGNISED_INPUT'
   // certificates and requests
   | 'BAD_DER'

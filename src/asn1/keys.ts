@@ -10,22 +10,37 @@ export function generateKey(alg: KeyAlgorithm = 'P-256'): KeyObject {
   return generateKeyPairSync('ec', { namedCurve: alg }).privateKey;
 }
 
-const PRIVATE_LABELS = new Set(['EC PRIVATE KEY', 'PRIVATE KEY', 'RSA PRIVATE KEY']);
+const PRIVATE_LABELS = new Set(['EC PRIVATE KEY', 'PRIVATE KEY', 'RSA PRIVATE KEY', 'ENCRYPTED PRIVATE KEY']);
+
+/** Does this PEM text hold an encrypted PKCS#8 key (`ENCRYPTED PRIVATE KEY`, RFC 5958 §3)? */
+export function isEncryptedPrivateKeyPem(text: string): boolean {
+  return parsePemBlocks(text).some((b) => b.label === 'ENCRYPTED PRIVATE KEY');
+}
 
 /**
  * A private key from PEM text. Accepts SEC1 (`EC PRIVATE KEY`, the original's format, possibly
- * preceded by the `EC PARAMETERS` block that `openssl ecparam -genkey` writes), PKCS#8 and
- * PKCS#1; refuses encrypted keys with a clear message.
+ * preceded by the `EC PARAMETERS` block that `openssl ecparam -genkey` writes), PKCS#8, PKCS#1,
+ * and encrypted PKCS#8 (`ENCRYPTED PRIVATE KEY`) given its passphrase. Legacy PEM encryption
+ * (`Proc-Type: 4,ENCRYPTED`) is refused with a clear message.
  */
-export function parsePrivateKeyPem(text: string, what: string): KeyObject {
-  if (text.includes('ENCRYPTED PRIVATE KEY') || text.includes('Proc-Type: 4,ENCRYPTED')) {
-    throw new LitebootError('BAD_KEY', `${what}: encrypted private keys are not supported; decrypt it first (openssl pkey -in KEY -out KEY.plain)`);
+export function parsePrivateKeyPem(text: string, what: string, passphrase?: string): KeyObject {
+  if (text.includes('Proc-Type: 4,ENCRYPTED')) {
+    throw new LitebootError('BAD_KEY', `${what}: legacy PEM encryption (Proc-Type) is not supported; convert it (openssl pkcs8 -topk8 -v2 aes-256-cbc -in KEY -out KEY.p8)`);
   }
   const blocks = parsePemBlocks(text).filter((b) => PRIVATE_LABELS.has(b.label));
   if (blocks.length !== 1) {
     throw new LitebootError('BAD_KEY', `${what}: expected one private key in PEM (EC PRIVATE KEY or PRIVATE KEY), found ${blocks.length}`);
   }
   const b = blocks[0]!;
+  if (b.label === 'ENCRYPTED PRIVATE KEY') {
+    if (passphrase === undefined) throw new LitebootError('KEY_ENCRYPTED', `${what} is encrypted and no password was given`);
+    try {
+      return createPrivateKey({ key: b.der, format: 'der', type: 'pkcs8', passphrase });
+    } catch (e) {
+      // OpenSSL says `bad decrypt` for a wrong password; its text stays in the cause (--verbose never prints it).
+      throw new LitebootError('BAD_PASSWORD', `wrong password for ${what}`, { cause: e });
+    }
+  }
   try {
     if (b.label === 'EC PRIVATE KEY') return createPrivateKey({ key: b.der, format: 'der', type: 'sec1' });
     if (b.label === 'RSA PRIVATE KEY') return createPrivateKey({ key: b.der, format: 'der', type: 'pkcs1' });
@@ -33,6 +48,14 @@ export function parsePrivateKeyPem(text: string, what: string): KeyObject {
   } catch (e) {
     throw new LitebootError('BAD_KEY', `${what}: the private key does not parse (${(e as Error).message})`, { cause: e });
   }
+}
+
+/**
+ * Encrypted PKCS#8 PEM (`ENCRYPTED PRIVATE KEY`): OpenSSL 3 writes PBES2 with PBKDF2
+ * (hmacWithSHA256, 2048 iterations) and AES-256-CBC (RFC 8018 §6.2).
+ */
+export function encryptedPrivateKeyToPem(key: KeyObject, passphrase: string): string {
+  return key.export({ type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase }) as string;
 }
 
 /** SEC1 `EC PRIVATE KEY` PEM for EC keys (as the original wrote them), PKCS#8 for others. */

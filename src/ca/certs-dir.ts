@@ -1,9 +1,9 @@
-import { chmodSync, closeSync, existsSync, fchmodSync, fsyncSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, fchmodSync, fsyncSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import type { KeyObject } from 'node:crypto';
 import { certificateSignedBy, parseCertificate, type ParsedCertificate } from '../asn1/certificate.js';
 import { keyIdentifier } from '../asn1/extensions.js';
-import { keysMatch, parsePrivateKeyPem } from '../asn1/keys.js';
+import { isEncryptedPrivateKeyPem, keysMatch, parsePrivateKeyPem } from '../asn1/keys.js';
 import { OID } from '../asn1/oids.js';
 import { parsePemBlocks } from '../asn1/pem.js';
 import { keySigner } from '../asn1/signer.js';
@@ -89,15 +89,39 @@ export class CertsDir {
     }
   }
 
-  loadPrivateKey(name: string, what: string, hint: string): KeyObject {
-    return parsePrivateKeyPem(this.read(name, what, hint), this.path(name));
+  loadPrivateKey(name: string, what: string, hint: string, passphrase?: string): KeyObject {
+    return parsePrivateKeyPem(this.read(name, what, hint), this.path(name), passphrase);
   }
 
-  /** Loads CA.crt and CA.key, including a CA made by the original Go tool. */
-  loadCa(): CaMaterial {
+  /** Is CA.key an encrypted PKCS#8 key? False when it is missing (loading it says so). */
+  caKeyEncrypted(): boolean {
+    try {
+      return isEncryptedPrivateKeyPem(readFileSync(this.path(FILES.caKey), 'utf8'));
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * Loads CA.crt and CA.key, including a CA made by the original Go tool. An encrypted CA.key
+   * needs `passphrase`; without it, or with a wrong one, the message says so and nothing more.
+   */
+  loadCa(passphrase?: string): CaMaterial {
     const hint = 'run `liteboot setup-ca` first (or pass --certs DIR)';
     const cert = this.loadCertificate(FILES.caCert, 'the CA certificate', hint);
-    const key = this.loadPrivateKey(FILES.caKey, 'the CA key', hint);
+    let key: KeyObject;
+    try {
+      key = this.loadPrivateKey(FILES.caKey, 'the CA key', hint, passphrase);
+    } catch (e) {
+      const keyPath = this.path(FILES.caKey);
+      if (e instanceof LitebootError && e.code === 'KEY_ENCRYPTED') {
+        throw new LitebootError('KEY_ENCRYPTED', `the CA key ${keyPath} is encrypted: give its password with --password-file FILE or $LITEBOOT_CA_PASSWORD`);
+      }
+      if (e instanceof LitebootError && e.code === 'BAD_PASSWORD') {
+        throw new LitebootError('BAD_PASSWORD', `wrong password for the CA key ${keyPath}`, { cause: e.cause });
+      }
+      throw e;
+    }
     if (!keysMatch(key, cert.cert.publicKey)) {
       throw new LitebootError('KEY_MISMATCH', `${this.path(FILES.caKey)} is not the key of ${cert.path}`);
     }
@@ -165,6 +189,40 @@ export class CertsDir {
         throw new LitebootError('FILE_INSECURE', `${keyPath} is open to ${who(key.mode, 0o070, 0o007)} (mode ${octal(key.mode)}); run \`chmod 600 ${keyPath}\``);
       }
     }
+  }
+
+  /**
+   * Replaces a file so that a reader sees the old or the new contents, never a mix: written
+   * aside (O_EXCL, `mode` whatever the umask), fsync'd, renamed over, then the directory fsync'd.
+   */
+  replace(name: string, data: string | Uint8Array, mode: number): string {
+    const p = this.path(name);
+    const tmp = this.path(`.${name}.tmp-${process.pid}`);
+    try {
+      const fd = openSync(tmp, 'wx', mode);
+      try {
+        fchmodSync(fd, mode);
+        writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data);
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+      renameSync(tmp, p);
+    } catch (e) {
+      try {
+        unlinkSync(tmp);
+      } catch {
+        /* never written, or already renamed */
+      }
+      throw new LitebootError('FILE_UNREADABLE', `cannot replace ${p}: ${(e as Error).message}`, { cause: e });
+    }
+    const dirFd = openSync(this.dir, 'r');
+    try {
+      fsyncSync(dirFd);
+    } finally {
+      closeSync(dirFd);
+    }
+    return p;
   }
 
   /** Names of the given files that already exist. */

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { parseCertificate } from '../asn1/certificate.js';
 import { keyIdentifier } from '../asn1/extensions.js';
-import { generateKey, privateKeyToPem, privateKeyToSec1Der, spkiDer, type KeyAlgorithm } from '../asn1/keys.js';
+import { encryptedPrivateKeyToPem, generateKey, privateKeyToPem, privateKeyToSec1Der, spkiDer, type KeyAlgorithm } from '../asn1/keys.js';
 import { dn } from '../asn1/name.js';
 import { toPem } from '../asn1/pem.js';
 import { keySigner } from '../asn1/signer.js';
@@ -34,6 +34,8 @@ export interface SetupCaOptions {
   days?: number;
   serverDays?: number;
   keyAlgorithm?: KeyAlgorithm;
+  /** Writes CA.key encrypted with this password (PKCS#8, PBES2/AES-256-CBC) instead of plain SEC1. */
+  encryptPassphrase?: string;
   now: Date;
 }
 
@@ -75,7 +77,7 @@ export async function setupCa(o: SetupCaOptions): Promise<string[]> {
     days: o.serverDays ?? o.days ?? 3650,
   });
   return o.certs.writeNew([
-    { name: FILES.caKey, data: privateKeyToPem(caKey), mode: KEY_MODE },
+    { name: FILES.caKey, data: o.encryptPassphrase === undefined ? privateKeyToPem(caKey) : encryptedPrivateKeyToPem(caKey, o.encryptPassphrase), mode: KEY_MODE },
     { name: FILES.caCert, data: caPem, mode: PUBLIC_MODE },
     { name: FILES.caCString, data: pemAsCStrings(caPem), mode: PUBLIC_MODE },
     { name: FILES.serverKey, data: privateKeyToPem(serverKey), mode: KEY_MODE },
@@ -98,6 +100,8 @@ export interface SetupBootstrapOptions {
   name?: string;
   days?: number;
   keyAlgorithm?: KeyAlgorithm;
+  /** The password of an encrypted CA.key. */
+  caPassphrase?: string;
   now: Date;
 }
 
@@ -135,7 +139,7 @@ export async function setupBootstrap(o: SetupBootstrapOptions): Promise<MadeCred
       `refusing to overwrite ${clash.map((n) => o.certs.path(n)).join(', ')}; make another credential with --name NAME (devices built with the old one keep working until it is revoked)`,
     );
   }
-  const ca = o.certs.loadCa();
+  const ca = o.certs.loadCa(o.caPassphrase);
   const key = generateKey(o.keyAlgorithm);
   const cn = o.name === undefined ? BOOTSTRAP_CN : `bootstrap-${o.name}`;
   const serial = randomSerial();
@@ -154,6 +158,8 @@ export interface MakeOperatorOptions {
   certs: CertsDir;
   name: string;
   days?: number;
+  /** The password of an encrypted CA.key. */
+  caPassphrase?: string;
   now: Date;
 }
 
@@ -162,7 +168,7 @@ export async function makeOperator(o: MakeOperatorOptions): Promise<MadeCredenti
   if (!CREDENTIAL_NAME.test(o.name)) {
     throw new LitebootError('USAGE', `operator name "${o.name}" must be 1-64 letters, digits, dots, dashes or underscores`);
   }
-  const ca = o.certs.loadCa();
+  const ca = o.certs.loadCa(o.caPassphrase);
   const key = generateKey('P-256');
   const serial = randomSerial();
   const der = await operatorCertificate(ca.issuer, { cn: o.name, serial, publicKey: spkiDer(key), notBefore: o.now, days: o.days ?? 365 });
@@ -178,6 +184,8 @@ export interface MakeOcspResponderOptions {
   certs: CertsDir;
   /** Validity in days (default 30: a responder with ocsp-nocheck should not live long). */
   days?: number;
+  /** The password of an encrypted CA.key. */
+  caPassphrase?: string;
   now: Date;
 }
 
@@ -187,7 +195,7 @@ export async function makeOcspResponder(o: MakeOcspResponderOptions): Promise<st
   if (clash.length > 0) {
     throw new LitebootError('FILE_EXISTS', `refusing to overwrite ${clash.map((n) => o.certs.path(n)).join(', ')}; remove ${clash.length > 1 ? 'them' : 'it'} to make a new responder certificate (then restart the server)`);
   }
-  const ca = o.certs.loadCa();
+  const ca = o.certs.loadCa(o.caPassphrase);
   const key = generateKey('P-256');
   const der = await ocspResponderCertificate(ca.issuer, { serial: randomSerial(), publicKey: spkiDer(key), notBefore: o.now, days: o.days ?? 30 });
   return o.certs.writeNew([

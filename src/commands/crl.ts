@@ -5,8 +5,9 @@ import { CrlPublisher } from '../ca/crl-publisher.js';
 import { isLitebootError } from '../errors.js';
 import { openStore } from '../store/sqljs-store.js';
 import { BaseCommand, positiveInt } from './base.js';
+import { CaCommand } from './ca-password.js';
 
-export class CrlCommand extends BaseCommand {
+export class CrlCommand extends CaCommand {
   static override paths = [['crl']];
   static override usage = BaseCommand.Usage({
     category: 'Certificates',
@@ -31,7 +32,7 @@ export class CrlCommand extends BaseCommand {
   days = Option.String('--days', { description: 'Validity (nextUpdate) in days (default 7)' });
 
   protected async run(): Promise<number> {
-    const ca = this.certsDir().loadCa();
+    const ca = await this.loadCa();
     const days = positiveInt(this.days, '--days') ?? 7;
     let readOnly = false;
     let store;

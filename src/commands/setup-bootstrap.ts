@@ -2,10 +2,11 @@ import { Option } from 'clipanion';
 import { setupBootstrap } from '../ca/setup.js';
 import { resolve } from 'node:path';
 import { BaseCommand, positiveInt } from './base.js';
+import { CaCommand } from './ca-password.js';
 import { recordNewCredential } from './record-credential.js';
 import { keyAlgorithm } from './setup-ca.js';
 
-export class SetupBootstrapCommand extends BaseCommand {
+export class SetupBootstrapCommand extends CaCommand {
   static override paths = [['setup-bootstrap']];
   static override usage = BaseCommand.Usage({
     category: 'Set-up',
@@ -37,6 +38,7 @@ export class SetupBootstrapCommand extends BaseCommand {
   protected async run(): Promise<void> {
     const made = await setupBootstrap({
       certs: this.certsDir(),
+      caPassphrase: await this.caPassword(),
       name: this.name,
       days: positiveInt(this.days, '--days'),
       keyAlgorithm: keyAlgorithm(this.keyType),

@@ -4,8 +4,9 @@ import { KEY_ALGORITHMS, type KeyAlgorithm } from '../asn1/keys.js';
 import { setupCa } from '../ca/setup.js';
 import { scriptHostname } from '../config.js';
 import { BaseCommand, positiveInt, usage } from './base.js';
+import { CaCommand } from './ca-password.js';
 
-export class SetupCaCommand extends BaseCommand {
+export class SetupCaCommand extends CaCommand {
   static override paths = [['setup-ca']];
   static override usage = BaseCommand.Usage({
     category: 'Set-up',
@@ -18,11 +19,17 @@ export class SetupCaCommand extends BaseCommand {
       The hostname is the argument, then \`$CAHOSTNAME\`, then the system host name. Devices check
       it against the server certificate, so use the name they will connect to.
 
+      With \`--encrypt\`, \`CA.key\` is written as encrypted PKCS#8 (\`ENCRYPTED PRIVATE KEY\`, PBES2 with
+      PBKDF2 and AES-256-CBC). The password: the first line of \`--password-file FILE\`, then
+      \`$LITEBOOT_CA_PASSWORD\`, then a prompt on a terminal (asked twice). Every command that signs with
+      the CA key, \`server start\` included, then needs it from the same places.
+
       Refuses to overwrite any of these files or an existing database.
     `,
     examples: [
       ['Set up a CA for a server reached as localhost', '$0 setup-ca localhost'],
       ['Add another name and an address to the server certificate', '$0 setup-ca ca.example.net --san ca --san 192.0.2.10'],
+      ['Encrypt the CA key with the password in a file', '$0 setup-ca ca.example.net --encrypt --password-file /run/secrets/ca-password'],
       ['Use a P-384 CA with its own names', '$0 setup-ca --key-type p384 --org "Example Ltd" --cn "Example Root"'],
     ],
   });
@@ -34,10 +41,13 @@ export class SetupCaCommand extends BaseCommand {
   days = Option.String('--days', { description: 'Validity of the CA in days (default 3650)' });
   keyType = Option.String('--key-type', 'p256', { description: 'p256 or p384' });
   db = Option.String('--db', 'CADB.db', { description: 'The database path (refused if it exists)' });
+  encrypt = Option.Boolean('--encrypt', false, { description: 'Encrypt CA.key with a password (see --password-file)' });
 
   protected async run(): Promise<void> {
+    const certs = this.certsDir();
     const written = await setupCa({
-      certs: this.certsDir(),
+      certs,
+      encryptPassphrase: this.encrypt ? await this.newCaPassword(certs) : undefined,
       dbPath: resolve(this.db),
       hostname: scriptHostname(this.hostname, process.env),
       sans: this.san,

@@ -1,8 +1,9 @@
 import { Option } from 'clipanion';
 import { makeOcspResponder } from '../ca/setup.js';
 import { BaseCommand, positiveInt } from './base.js';
+import { CaCommand } from './ca-password.js';
 
-export class SetupOcspCommand extends BaseCommand {
+export class SetupOcspCommand extends CaCommand {
   static override paths = [['setup-ocsp']];
   static override usage = BaseCommand.Usage({
     category: 'Set-up',
@@ -23,6 +24,6 @@ export class SetupOcspCommand extends BaseCommand {
   days = Option.String('--days', { description: 'Validity in days (default 30)' });
 
   protected async run(): Promise<void> {
-    for (const p of await makeOcspResponder({ certs: this.certsDir(), days: positiveInt(this.days, '--days'), now: new Date() })) this.print(`wrote ${p}`);
+    for (const p of await makeOcspResponder({ certs: this.certsDir(), caPassphrase: await this.caPassword(), days: positiveInt(this.days, '--days'), now: new Date() })) this.print(`wrote ${p}`);
   }
 }

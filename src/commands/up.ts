@@ -28,8 +28,8 @@ export class UpCommand extends ServerStartCommand {
       for (const p of await setupCa({ certs, dbPath: config.dbPath, hostname: config.hostname, now: new Date() })) this.print(`wrote ${p}`);
     }
     if (!certs.has(FILES.bootstrapCert)) {
-      for (const p of (await setupBootstrap({ certs, now: new Date() })).written) this.print(`wrote ${p}`);
+      for (const p of (await setupBootstrap({ certs, caPassphrase: await this.caPassword(certs), now: new Date() })).written) this.print(`wrote ${p}`);
     }
-    return serve(config, this.context.stdout);
+    return serve(config, this.context.stdout, await this.caPassword(certs));
   }
 }

@@ -45,6 +45,8 @@ export interface StartOptions {
   log: Logger;
   version: string;
   clock?: () => Date;
+  /** The password of an encrypted CA.key. */
+  caPassphrase?: string;
 }
 
 function readText(path: string, what: string): string {
@@ -115,7 +117,7 @@ export async function startServer(o: StartOptions): Promise<RunningServer> {
   const clock = o.clock ?? (() => new Date());
   const certs = new CertsDir(config.certsDir);
   certs.checkPermissions();
-  const ca = certs.loadCa();
+  const ca = certs.loadCa(o.caPassphrase);
   const server = certs.loadCertificate(FILES.serverCert, 'the server certificate', 'run `liteboot setup-ca` first');
   const serverKey = readText(certs.path(FILES.serverKey), 'the server key');
   certs.loadPrivateKey(FILES.serverKey, 'the server key', 'run `liteboot setup-ca` first'); // parses, or says why not

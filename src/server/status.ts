@@ -27,6 +27,8 @@ export const TABLE: Readonly<Record<ErrorCode, StatusRow & { fault?: true }>> = 
   BAD_CONFIG: FAULT,
   BAD_KEY: FAULT,
   KEY_MISMATCH: FAULT,
+  KEY_ENCRYPTED: FAULT,
+  BAD_PASSWORD: FAULT,
   UNRECOGNISED_INPUT: FAULT,
   // certificates and requests
   BAD_DER: { status: 400 },

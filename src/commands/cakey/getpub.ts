@@ -3,8 +3,9 @@ import { Option } from 'clipanion';
 import { publicKeyToPem, spkiDer } from '../../asn1/keys.js';
 import { LitebootError } from '../../errors.js';
 import { BaseCommand } from '../base.js';
+import { CaCommand } from '../ca-password.js';
 
-export class CakeyGetpubCommand extends BaseCommand {
+export class CakeyGetpubCommand extends CaCommand {
   static override paths = [['cakey', 'getpub']];
   static override usage = BaseCommand.Usage({
     category: 'Set-up',
@@ -19,7 +20,7 @@ export class CakeyGetpubCommand extends BaseCommand {
   der = Option.String('--der', { description: 'Also write the DER SubjectPublicKeyInfo to this file' });
 
   protected async run(): Promise<void> {
-    const ca = this.certsDir().loadCa();
+    const ca = await this.loadCa();
     if (this.der) {
       try {
         writeFileSync(this.der, spkiDer(ca.key));

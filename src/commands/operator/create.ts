@@ -2,9 +2,10 @@ import { Option } from 'clipanion';
 import { makeOperator } from '../../ca/setup.js';
 import { resolve } from 'node:path';
 import { BaseCommand, positiveInt } from '../base.js';
+import { CaCommand } from '../ca-password.js';
 import { recordNewCredential } from '../record-credential.js';
 
-export class OperatorCreateCommand extends BaseCommand {
+export class OperatorCreateCommand extends CaCommand {
   static override paths = [['operator', 'create']];
   static override usage = BaseCommand.Usage({
     category: 'Set-up',
@@ -22,7 +23,7 @@ export class OperatorCreateCommand extends BaseCommand {
   db = Option.String('--db', 'CADB.db', { description: 'The database to record the credential in' });
 
   protected async run(): Promise<void> {
-    const made = await makeOperator({ certs: this.certsDir(), name: this.name, days: positiveInt(this.days, '--days'), now: new Date() });
+    const made = await makeOperator({ certs: this.certsDir(), caPassphrase: await this.caPassword(), name: this.name, days: positiveInt(this.days, '--days'), now: new Date() });
     for (const p of made.written) this.print(`wrote ${p}`);
     this.print(await recordNewCredential(made, resolve(this.db)));
   }

@@ -6,8 +6,9 @@ import { streamLogger } from '../../log.js';
 import { startServer } from '../../server/app.js';
 import { version } from '../../version.js';
 import { BaseCommand } from '../base.js';
+import { CaCommand } from '../ca-password.js';
 
-export class ServerStartCommand extends BaseCommand {
+export class ServerStartCommand extends CaCommand {
   static override paths = [['server', 'start']];
   static override usage = BaseCommand.Usage({
     category: 'Server',
@@ -73,14 +74,15 @@ export class ServerStartCommand extends BaseCommand {
   }
 
   protected async run(): Promise<number> {
-    return serve(this.resolveConfig(), this.context.stdout);
+    const config = this.resolveConfig();
+    return serve(config, this.context.stdout, await this.caPassword());
   }
 }
 
 /** Runs the server until SIGINT/SIGTERM; resolves with the exit status. */
-export async function serve(config: ServerConfig, stdout: NodeJS.WritableStream): Promise<number> {
+export async function serve(config: ServerConfig, stdout: NodeJS.WritableStream, caPassphrase?: string): Promise<number> {
   const log = streamLogger(process.stderr, undefined, { format: config.logFormat, level: config.logLevel });
-  const running = await startServer({ config, log, version });
+  const running = await startServer({ config, log, version, caPassphrase });
   // The signal handlers go in before the "serving" line: whoever reacts to that line may signal at once.
   const stopped = new Promise<number>((done) => {
     const shutdown = (signal: string) => {
