@@ -124,25 +124,9 @@ export class AuditLog implements AuditSink {
 
   /** Serials of the `issue` lines written at or after `t`, in the newest two files (for recovery at start-up). */
   issuedSerialsSince(t: Date): Set<string> {
-    const out = new Set<string>();
     const since = t.toISOString();
-    for (const file of auditFiles(this.path).slice(-2)) {
-      let text = '';
-      try {
-        text = readFileSync(file, 'utf8');
-      } catch {
-        continue;
-      }
-      for (const row of text.split('\n')) {
-        if (!row.includes('"event":"issue"')) continue;
-        try {
-          const r = JSON.parse(row) as AuditRecord;
-          if (r.event === 'issue' && r.time >= since && typeof r.serial === 'string') out.add(r.serial);
-        } catch {
-          /* verify reports it */
-        }
-      }
-    }
+    const out = new Set<string>();
+    for (const r of readRecords(auditFiles(this.path).slice(-2))) if (r.event === 'issue' && r.time >= since && typeof r.serial === 'string') out.add(r.serial);
     return out;
   }
 
@@ -258,8 +242,13 @@ export function verifyAudit(path: string): AuditVerdict {
 
 /** Every record of a log, oldest first, for `audit show`. */
 export function readAudit(path: string): AuditRecord[] {
+  return readRecords(auditFiles(path));
+}
+
+/** The records of these files, in order; unreadable files and lines are skipped (verify reports them). */
+function readRecords(files: readonly string[]): AuditRecord[] {
   const out: AuditRecord[] = [];
-  for (const file of auditFiles(path)) {
+  for (const file of files) {
     let text = '';
     try {
       text = readFileSync(file, 'utf8');

@@ -200,7 +200,7 @@ export class ApiServer {
 }
 
 /** Reads a request body of at most `limit` bytes; more is a 413 without reading the rest. */
-function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   const declared = Number(req.headers['content-length'] ?? NaN);
   if (declared > limit) return Promise.reject(new LitebootError('BODY_TOO_LARGE', 'request body too large'));
   return new Promise((resolve, reject) => {

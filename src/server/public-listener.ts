@@ -4,7 +4,7 @@ import type { Authority } from '../ca/authority.js';
 import type { OcspResponder } from '../ca/ocsp-responder.js';
 import type { ServerConfig } from '../config.js';
 import type { Logger } from '../log.js';
-import { listenOn } from './api-server.js';
+import { listenOn, readBody } from './api-server.js';
 import { ConnectionGuard } from './connection-guard.js';
 
 export interface PublicListenerOptions {
@@ -102,8 +102,10 @@ export class PublicListener {
       if ((req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase() !== 'application/ocsp-request') {
         return text(415, 'Content-Type must be application/ocsp-request');
       }
-      const body = await readLimited(req, OCSP_BODY_BYTES);
-      return { status: 200, type: OCSP_RESPONSE, body: body ? await this.o.ocsp.respond(body) : ocspErrorResponse('malformedRequest') };
+      // Too large, cut short or aborted: malformedRequest, and the connection is not reused.
+      const body = await readBody(req, OCSP_BODY_BYTES).catch(() => undefined);
+      if (!body) return { status: 200, type: OCSP_RESPONSE, body: ocspErrorResponse('malformedRequest'), headers: { Connection: 'close' } };
+      return { status: 200, type: OCSP_RESPONSE, body: await this.o.ocsp.respond(body) };
     }
     if (path.startsWith('/ocsp/')) {
       // RFC 6960 Appendix A.1: GET {url}/{url-encoding of base-64 encoding of the DER request}; the base64 may hold '/'.
@@ -148,29 +150,4 @@ function base64Request(encoded: string): Buffer | undefined {
   }
   if (b64.length === 0 || b64.length > 4 * OCSP_BODY_BYTES || !/^[A-Za-z0-9+/]+={0,2}$/.test(b64)) return undefined;
   return Buffer.from(b64, 'base64');
-}
-
-/** A request body of at most `limit` bytes; undefined when it is larger (the rest is not read). */
-function readLimited(req: IncomingMessage, limit: number): Promise<Buffer | undefined> {
-  if (Number(req.headers['content-length'] ?? 0) > limit) {
-    req.resume();
-    return Promise.resolve(undefined);
-  }
-  return new Promise((resolve) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (c: Buffer) => {
-      size += c.length;
-      if (size > limit) {
-        req.removeAllListeners('data');
-        req.resume();
-        resolve(undefined);
-        return;
-      }
-      chunks.push(c);
-    });
-    req.on('end', () => resolve(Buffer.concat(chunks)));
-    req.on('error', () => resolve(undefined));
-    req.on('aborted', () => resolve(undefined));
-  });
 }

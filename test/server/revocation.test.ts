@@ -259,7 +259,7 @@ describe('OCSP on the public listener (RFC 6960), with openssl ocsp as the clien
     openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', `${other}.key`, '-subj', '/CN=other CA', '-days', '1', '-out', `${other}.crt`]);
     const r = openssl(['ocsp', '-issuer', `${other}.crt`, '-cert', `${other}.crt`, '-url', `http://127.0.0.1:${http}/ocsp`]);
     assert.match(r.stdout + r.stderr, /Responder Error: unauthorized \(6\)/);
-    for (const body of ['garbage', '0\x03\x02\x01']) {
+    for (const body of ['garbage', '0\x03\x02\x01', 'x'.repeat(20_000)]) {
       const f = join(s.dir, 'junk.der');
       writeFileSync(f, body, 'latin1');
       const p = spawnSync('curl', ['-sS', '-H', 'Content-Type: application/ocsp-request', '--data-binary', `@${f}`, '-w', '\n%{http_code}', `http://127.0.0.1:${http}/ocsp`]);
