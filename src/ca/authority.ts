@@ -412,9 +412,4 @@ export class Authority {
     if (this.knownCredentialsThisProcess.has(serial) || (await this.o.store.findCredential(serial))) return { status: 'good' };
     return { status: 'unknown' };
   }
-
-  /** The current CRL (RFC 5280 §5), DER. */
-  async crl(): Promise<Buffer> {
-    return (await this.crls.crl()).der;
-  }
 }
