@@ -51,6 +51,8 @@ export type ErrorCode =
   | 'DB_LOCKED'
   | 'DB_IO'
   | 'DB_READONLY'
+  /** The database cannot be reached now (PostgreSQL down or restarting): retry later. */
+  | 'DB_UNAVAILABLE'
   | 'INTERNAL';
 
 export class LitebootError extends Error {

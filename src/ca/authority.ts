@@ -87,7 +87,7 @@ export interface AuthorityOptions {
 export type IssueVia = 'cr' | 'p10cr' | 'kur' | 'est';
 
 /** Codes that are the CA's failure, not the caller's (the rest of the codes an issuance can end with are refusals). */
-const SERVER_FAULTS = new Set<ErrorCode>(['INTERNAL', 'DB_IO', 'DB_READONLY', 'DB_CORRUPT', 'DB_LOCKED', 'CA_EXPIRED']);
+const SERVER_FAULTS = new Set<ErrorCode>(['INTERNAL', 'DB_IO', 'DB_READONLY', 'DB_CORRUPT', 'DB_LOCKED', 'DB_UNAVAILABLE', 'CA_EXPIRED']);
 
 /**
  * RFC 5280 §5.3.1 CRLReason values a revocation may give: 7 is unused, and 8 (removeFromCRL)

@@ -21,8 +21,12 @@ export abstract class BaseCommand extends Command {
     this.context.stdout.write(line + '\n');
   }
 
+  /**
+   * Every `--json` output of the CLI goes through here: 64-bit integers (bigint) become decimal
+   * strings, since jq 1.6 and JavaScript numbers round them; keys are camelCase by convention.
+   */
   protected printJson(value: unknown): void {
-    this.context.stdout.write(JSON.stringify(value, null, 2) + '\n');
+    this.context.stdout.write(JSON.stringify(value, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), 2) + '\n');
   }
 
   async execute(): Promise<number> {

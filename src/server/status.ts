@@ -68,6 +68,7 @@ export const TABLE: Readonly<Record<ErrorCode, StatusRow & { fault?: true }>> = 
   DB_LOCKED: FAULT,
   DB_IO: FAULT,
   DB_READONLY: FAULT,
+  DB_UNAVAILABLE: { status: 503, message: 'service unavailable: the database cannot be reached; retry later' },
   INTERNAL: FAULT,
 };
 
