@@ -1,5 +1,5 @@
 import { chmodSync, closeSync, existsSync, fchmodSync, fsyncSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import type { KeyObject } from 'node:crypto';
 import { certificateSignedBy, parseCertificate, type ParsedCertificate } from '../asn1/certificate.js';
 import { keyIdentifier } from '../asn1/extensions.js';
@@ -239,12 +239,8 @@ export class CertsDir {
     if (clash.length > 0) {
       throw new LitebootError('FILE_EXISTS', `refusing to overwrite ${clash.map((n) => this.path(n)).join(', ')}; remove ${clash.length > 1 ? 'them' : 'it'} first if you really mean to replace ${clash.length > 1 ? 'them' : 'it'}`);
     }
-    try {
-      // 0700 whatever the umask: whoever can write here can replace CA.crt, the trust anchor.
-      if (mkdirSync(this.dir, { recursive: true, mode: 0o700 }) !== undefined) chmodSync(this.dir, 0o700);
-    } catch (e) {
-      throw new LitebootError('FILE_UNREADABLE', `cannot create ${this.dir}: ${(e as Error).message}`, { cause: e });
-    }
+    // 0700 whatever the umask: whoever can write here can replace CA.crt, the trust anchor.
+    if (makeDirectory(this.dir, 0o700)) chmodSync(this.dir, 0o700);
     const written: string[] = [];
     try {
       for (const f of files) {
@@ -298,6 +294,59 @@ export class CertsDir {
       found.push({ file: basename(path), kind, name, serial: cert.serial, der: cert.der });
     }
     return found;
+  }
+}
+
+/**
+ * mkdir -p, one level at a time. Not `mkdirSync(dir, { recursive: true })`: Node 20's loops for
+ * ever at 100% CPU (and deaf to SIGINT) when mkdir fails with ENOENT under a parent that exists,
+ * as anywhere in /proc does. Returns whether it created `dir`; a failure is one line, no errno.
+ */
+export function makeDirectory(dir: string, mode: number): boolean {
+  const missing: string[] = [];
+  for (let d = dir; ; d = dirname(d)) {
+    let st;
+    try {
+      st = statSync(d);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if ((code === 'ENOENT' || code === 'ENOTDIR') && dirname(d) !== d) {
+        missing.unshift(d);
+        continue;
+      }
+      throw new LitebootError('FILE_UNREADABLE', `cannot create ${dir}: ${why(e)} ${d}`, { cause: e });
+    }
+    if (!st.isDirectory()) throw new LitebootError('FILE_UNREADABLE', `cannot create ${dir}: ${d} is not a directory`);
+    break;
+  }
+  for (const d of missing) {
+    try {
+      mkdirSync(d, { mode });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EEXIST' && statSync(d, { throwIfNoEntry: false })?.isDirectory()) continue;
+      throw new LitebootError('FILE_UNREADABLE', `cannot create ${dir}: ${why(e)} ${d}`, { cause: e });
+    }
+  }
+  return missing.length > 0;
+}
+
+/** An errno as words a user can act on. */
+function why(e: unknown): string {
+  switch ((e as NodeJS.ErrnoException).code) {
+    case 'EACCES':
+    case 'EPERM':
+      return 'permission denied to create';
+    case 'EROFS':
+      return 'read-only file system at';
+    case 'ENOSPC':
+      return 'no space left for';
+    case 'ENOENT':
+      return 'the file system refuses to create';
+    case 'EEXIST':
+    case 'ENOTDIR':
+      return 'a file that is not a directory is in the way of';
+    default:
+      return 'the system refuses to create';
   }
 }
 
