@@ -225,6 +225,38 @@ export class CertsDir {
     return p;
   }
 
+  /**
+   * Renames the given files that exist to `NAME.<UTC time>.bak` (never over another backup) and
+   * returns [old, backup] pairs, for `moveBack` if what replaces them cannot be written.
+   */
+  moveAside(names: readonly string[], now: Date): [string, string][] {
+    const stamp = now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+    const moved: [string, string][] = [];
+    try {
+      for (const n of this.existing(names)) {
+        let bak = this.path(`${n}.${stamp}.bak`);
+        for (let i = 2; existsSync(bak); i++) bak = this.path(`${n}.${stamp}-${i}.bak`);
+        renameSync(this.path(n), bak);
+        moved.push([this.path(n), bak]);
+      }
+    } catch (e) {
+      this.moveBack(moved);
+      throw new LitebootError('FILE_UNREADABLE', `cannot move ${names.join(', ')} aside in ${this.dir}: ${(e as NodeJS.ErrnoException).code === 'EACCES' ? 'permission denied' : (e as Error).message}`, { cause: e });
+    }
+    return moved;
+  }
+
+  /** Undoes `moveAside`. */
+  moveBack(moved: readonly [string, string][]): void {
+    for (const [p, bak] of moved) {
+      try {
+        renameSync(bak, p);
+      } catch {
+        /* best effort: the backup keeps the old contents */
+      }
+    }
+  }
+
   /** Names of the given files that already exist. */
   existing(names: readonly string[]): string[] {
     return names.filter((n) => this.has(n));

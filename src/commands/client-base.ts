@@ -3,19 +3,20 @@ import { homedir } from 'node:os';
 import { resolve } from 'node:path';
 import { Option } from 'clipanion';
 import { ApiClient } from '../client/api-client.js';
-import { loadServerConfig, scriptHostname } from '../config.js';
+import { loadServerConfig } from '../config.js';
 import { LitebootError } from '../errors.js';
 import type { Format } from '../protocol/format.js';
 import { BaseCommand, positiveInt, usage } from './base.js';
+import { serverHostname } from './locations.js';
 
 /** Which credential in the certs directory a command presents. */
 export type Credential = { kind: 'bootstrap' } | { kind: 'device'; uuid: string } | { kind: 'operator'; name: string };
 
 /** What the device-side commands share: where the server is and which credential to present. */
 export abstract class ClientCommand extends BaseCommand {
-  hostname = Option.String('--hostname', { description: 'Server host name (default: $CAHOSTNAME, then the system host name)' });
+  hostname = Option.String('--hostname', { description: "Server host name (default: .liteboot.toml's hostname, then $CAHOSTNAME, then the system host name)" });
   port = Option.String('--port', { description: 'Server port (default: .liteboot.toml, then 1443)' });
-  config = Option.String('--config', { description: 'Configuration file to read the port from' });
+  config = Option.String('--config', { description: 'Configuration file to read the hostname and port from (default ./.liteboot.toml, then ~/.liteboot.toml)' });
   wire = Option.String('--wire', 'cbor', { description: 'Request format: cbor (as devices do) or json' });
 
   protected wireFormat(): Format {
@@ -24,7 +25,9 @@ export abstract class ClientCommand extends BaseCommand {
   }
 
   protected endpoint(hostArg?: string): { host: string; port: number } {
-    const host = scriptHostname(hostArg ?? this.hostname, process.env);
+    // The server's order (argument or --hostname, the file's hostname, $CAHOSTNAME, the system
+    // host name): the name `setup-ca`/`up` recorded is the one the server certificate names.
+    const host = serverHostname(hostArg || this.hostname, this.config, process.cwd(), homedir(), process.env);
     const flagPort = positiveInt(this.port, '--port');
     if (flagPort !== undefined) {
       if (flagPort > 65535) throw usage(`--port must be a port number, not ${flagPort}`);

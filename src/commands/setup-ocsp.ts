@@ -22,8 +22,11 @@ export class SetupOcspCommand extends CaCommand {
   });
 
   days = Option.String('--days', { description: 'Validity in days (default 30)' });
+  json = Option.Boolean('--json', false, { description: 'Print what was made as JSON' });
 
   protected async run(): Promise<void> {
-    for (const p of await makeOcspResponder({ certs: this.certsDir(), caPassphrase: await this.caPassword(), days: positiveInt(this.days, '--days'), now: new Date() })) this.print(`wrote ${p}`);
+    const made = await makeOcspResponder({ certs: this.certsDir(), caPassphrase: await this.caPassword(), days: positiveInt(this.days, '--days'), now: new Date() });
+    if (this.json) return this.printJson({ written: made.written, serial: made.serial });
+    for (const p of made.written) this.print(`wrote ${p}`);
   }
 }

@@ -1,12 +1,16 @@
 import { homedir } from 'node:os';
+import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import { Option } from 'clipanion';
+import { OID } from '../../asn1/oids.js';
+import { CertsDir, FILES } from '../../ca/certs-dir.js';
 import { loadServerConfig, type ServerConfig, type ServerFlags } from '../../config.js';
 import { streamLogger } from '../../log.js';
 import { startServer } from '../../server/app.js';
 import { version } from '../../version.js';
 import { BaseCommand } from '../base.js';
 import { CaCommand } from '../ca-password.js';
+import { resolveDbLocation } from '../locations.js';
 
 export class ServerStartCommand extends CaCommand {
   static override paths = [['server', 'start']];
@@ -32,7 +36,7 @@ export class ServerStartCommand extends CaCommand {
   });
 
   config = Option.String('--config', { description: 'Configuration file (default ./.liteboot.toml, then ~/.liteboot.toml)' });
-  db = Option.String('--db', 'CADB.db', { description: 'The database' });
+  db = Option.String('--db', { description: 'The database (default: CADB.db beside the certs directory)' });
   hostname = Option.String('--hostname', { description: 'Host name devices use to reach the server' });
   port = Option.String('-p,--port', { description: 'REST API port (default 1443)' });
   mport = Option.String('-m,--mport', { description: 'mTLS check listener port (default 8443)' });
@@ -69,7 +73,7 @@ export class ServerStartCommand extends CaCommand {
       env: process.env,
       flags: this.flags(),
       certsDir: resolve(this.certs),
-      dbPath: resolve(this.db),
+      dbPath: resolveDbLocation(this.certs, this.db),
     });
   }
 
@@ -103,11 +107,30 @@ export async function serve(config: ServerConfig, stdout: NodeJS.WritableStream,
     process.once('SIGINT', () => shutdown('SIGINT'));
     process.once('SIGTERM', () => shutdown('SIGTERM'));
   });
-  const pub = running.httpPort !== 0 ? `, CRL and OCSP on http://${config.hostname}:${running.httpPort}/` : '';
   const metrics = running.metricsAddress ? `, metrics on http://${running.metricsAddress}/metrics` : '';
+  const host = announcedHost(config);
+  const pub = running.httpPort !== 0 ? `, CRL and OCSP on http://${host}:${running.httpPort}/` : '';
   stdout.write(
-    `liteboot ${version} serving https://${config.hostname}:${running.apiPort}/api/v1 (mTLS check on port ${running.mtlsPort}${pub}${metrics}, database ${config.dbPath}${config.configFile ? `, settings from ${config.configFile}` : ''})\n`,
+    `liteboot ${version} serving https://${host}:${running.apiPort}/api/v1 (mTLS check on port ${running.mtlsPort}${pub}${metrics}, database ${config.dbPath}${config.configFile ? `, settings from ${config.configFile}` : ''})\n`,
   );
   log.info(`listening: api=${running.apiPort} mtls=${running.mtlsPort} http=${running.httpPort} metrics=${running.metricsAddress ?? 'off'}`);
   return stopped;
+}
+
+/**
+ * The host name to announce: the configured one when the server certificate names it, else the
+ * certificate's first name (the server has warned by then), so that the URL printed is one a
+ * client can verify.
+ */
+function announcedHost(config: ServerConfig): string {
+  let names: string[] = [];
+  try {
+    const cert = new CertsDir(config.certsDir).loadCertificate(FILES.serverCert, 'the server certificate', '');
+    const san = cert.cert.extensions.find((e) => e.oid === OID.subjectAltName)?.value ?? '';
+    names = san.split(', ').flatMap((n) => (/^(DNS|IP):/.test(n) ? [n.replace(/^(DNS|IP):/, '')] : []));
+  } catch {
+    /* the server has loaded it already; keep the configured name */
+  }
+  const host = names.length === 0 || names.includes(config.hostname) ? config.hostname : names[0]!;
+  return isIP(host) === 6 ? `[${host}]` : host;
 }

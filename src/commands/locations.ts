@@ -1,0 +1,105 @@
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { hostname as systemHostname } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { parse as parseToml } from 'smol-toml';
+import { writeFileAtomic } from '../atomic-file.js';
+import { LitebootError } from '../errors.js';
+
+/** The database's file name, beside the certs directory (CLI.md "Files": `certs/` and `CADB.db`). */
+export const DB_FILE = 'CADB.db';
+
+/** A PostgreSQL connection URL: passed on untouched, never resolved as a path. */
+const POSTGRES_URL = /^postgres(ql)?:\/\//i;
+
+/**
+ * Where a command's database is: `--db` when given (a PostgreSQL URL as it is, a path resolved
+ * against the current directory), else `CADB.db` beside the certs directory: the layout is
+ * `certs/` and `CADB.db` side by side, so `--certs /srv/ca/certs` means `/srv/ca/CADB.db` and the
+ * default `certs` means `./CADB.db`. One rule for every command, so that `--certs` alone never
+ * splits a CA from its database.
+ */
+export function resolveDbLocation(certsFlag: string, dbFlag: string | undefined): string {
+  if (dbFlag !== undefined && dbFlag !== '') return POSTGRES_URL.test(dbFlag) ? dbFlag : resolve(dbFlag);
+  return join(dirname(resolve(certsFlag)), DB_FILE);
+}
+
+export function isPostgresUrl(db: string): boolean {
+  return POSTGRES_URL.test(db);
+}
+
+/** The `.liteboot.toml` the server would read (CLI.md "Configuration"): `--config`, else the current directory's, else the home directory's. */
+export function findConfigFile(explicit: string | undefined, cwd: string, home: string | undefined): { path: string; exists: boolean } {
+  if (explicit) {
+    const path = resolve(cwd, explicit);
+    return { path, exists: existsSync(path) };
+  }
+  for (const path of [join(cwd, '.liteboot.toml'), ...(home ? [join(home, '.liteboot.toml')] : [])]) {
+    if (existsSync(path)) return { path, exists: true };
+  }
+  return { path: join(cwd, '.liteboot.toml'), exists: false };
+}
+
+/** `[server] hostname` of a configuration file, or undefined (no file, no key; a broken file is for the server to report). */
+export function configuredHostname(path: string): string | undefined {
+  try {
+    const doc = parseToml(readFileSync(path, 'utf8')) as { server?: { hostname?: unknown } };
+    return typeof doc.server?.hostname === 'string' && doc.server.hostname !== '' ? doc.server.hostname : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The server's host name in the order `server start` resolves it (CLI.md "Configuration"): the
+ * argument or `--hostname`, then `[server] hostname` of the configuration file, then
+ * `$CAHOSTNAME`, then the system host name, then `localhost`. Client commands use it too, so that
+ * they check the server's certificate against the name the server was set up for.
+ */
+export function serverHostname(arg: string | undefined, configPath: string | undefined, cwd: string, home: string | undefined, env: NodeJS.ProcessEnv): string {
+  if (arg) return arg;
+  const file = findConfigFile(configPath, cwd, home);
+  return (file.exists ? configuredHostname(file.path) : undefined) || env.CAHOSTNAME || systemHostname() || 'localhost';
+}
+
+/**
+ * Records `hostname` as `[server] hostname` in the configuration file the server and the client
+ * commands read (created if there is none), editing only that line so that comments stay.
+ * Returns what to tell the user, or undefined when the file already said so.
+ */
+export function recordHostname(file: { path: string; exists: boolean }, hostname: string): string | undefined {
+  const line = `hostname = ${JSON.stringify(hostname)}`;
+  let text = '';
+  if (file.exists) {
+    try {
+      text = readFileSync(file.path, 'utf8');
+    } catch {
+      throw new LitebootError('FILE_UNREADABLE', `cannot read ${file.path} to record hostname "${hostname}" in it; add \`${line}\` to its [server] table`);
+    }
+    if (configuredHostname(file.path) === hostname) return undefined;
+  }
+  const lines = text === '' ? [] : text.replace(/\n$/, '').split('\n');
+  const header = lines.findIndex((l) => /^\s*\[\s*server\s*\]\s*(#.*)?$/.test(l));
+  if (header < 0) {
+    lines.push(...(lines.length > 0 ? [''] : []), '[server]', line);
+  } else {
+    let end = lines.findIndex((l, i) => i > header && /^\s*\[/.test(l));
+    if (end < 0) end = lines.length;
+    const at = lines.findIndex((l, i) => i > header && i < end && /^\s*hostname\s*=/.test(l));
+    if (at >= 0) lines[at] = line;
+    else lines.splice(header + 1, 0, line);
+  }
+  const updated = lines.join('\n') + '\n';
+  let ok = false;
+  try {
+    ok = (parseToml(updated) as { server?: { hostname?: unknown } }).server?.hostname === hostname;
+  } catch {
+    /* the file was not valid TOML: leave it alone */
+  }
+  if (!ok) throw new LitebootError('BAD_CONFIG', `cannot record hostname "${hostname}" in ${file.path} (not plain TOML); add \`${line}\` to its [server] table`);
+  try {
+    writeFileAtomic(file.path, updated, file.exists ? statSync(file.path).mode & 0o777 : 0o644);
+  } catch {
+    throw new LitebootError('FILE_UNREADABLE', `cannot write ${file.path}; add \`${line}\` to its [server] table`);
+  }
+  return `recorded hostname "${hostname}" in ${file.path}`;
+}
