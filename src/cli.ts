@@ -4,6 +4,7 @@ import { AuditVerifyCommand } from './commands/audit/verify.js';
 import { CakeyDecryptCommand, CakeyEncryptCommand } from './commands/cakey/encrypt.js';
 import { CakeyGetpubCommand } from './commands/cakey/getpub.js';
 import { CertGetCommand } from './commands/cert/get.js';
+import { CertListCommand } from './commands/cert/list.js';
 import { CertRevokeCommand } from './commands/cert/revoke.js';
 import { CertStatusCommand } from './commands/cert/status.js';
 import { CloudSettingsCommand } from './commands/cloud/settings.js';
@@ -18,9 +19,11 @@ import { DeviceStatusCommand } from './commands/device/status.js';
 import { NewDeviceCommand } from './commands/new-device.js';
 import { InspectCommand } from './commands/inspect.js';
 import { OperatorCreateCommand } from './commands/operator/create.js';
+import { OperatorRenewCommand } from './commands/operator/renew.js';
 import { SetupBootstrapCommand } from './commands/setup-bootstrap.js';
 import { SetupCaCommand } from './commands/setup-ca.js';
 import { SetupOcspCommand } from './commands/setup-ocsp.js';
+import { SetupServerCommand } from './commands/setup-server.js';
 import { UpCommand } from './commands/up.js';
 import { ServerStartCommand } from './commands/server/start.js';
 import { StatusCommand } from './commands/status.js';
@@ -32,6 +35,7 @@ export function makeCli(): Cli {
   const commands = [
     // set-up
     SetupCaCommand, SetupBootstrapCommand, OperatorCreateCommand, SetupOcspCommand, CakeyGetpubCommand, CakeyEncryptCommand, CakeyDecryptCommand,
+    SetupServerCommand, OperatorRenewCommand, CertListCommand, // cli-b
     // server
     UpCommand, ServerStartCommand,
     // devices and certificates
