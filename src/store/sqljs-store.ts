@@ -388,6 +388,15 @@ export class SqlJsStore implements Store {
     ).map(certificateOf);
   }
 
+  /** Every device certificate, oldest first, or one device's (for `cert list`). */
+  async listCertificates(deviceId?: string): Promise<CertificateRecord[]> {
+    return this.all(
+      `SELECT id, name, CAST(serial AS TEXT), keyid, cert, valid, revoked_at, revoke_reason, not_before, not_after, expiry, issued_by, issued_at
+       FROM certs${deviceId === undefined ? '' : ' WHERE lower(id) = ?'} ORDER BY rowid`,
+      deviceId === undefined ? [] : [deviceId.toLowerCase()],
+    ).map(certificateOf);
+  }
+
   async validSerials(deviceId: string): Promise<bigint[]> {
     return this.all('SELECT CAST(serial AS TEXT) FROM certs WHERE lower(id) = ? AND valid != 0 ORDER BY rowid', [deviceId.toLowerCase()]).map(
       (r) => BigInt(String(r[0])),
