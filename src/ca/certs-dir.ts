@@ -257,6 +257,15 @@ export class CertsDir {
     }
   }
 
+  /** Removes a file this command wrote (best effort: a leftover is harmless, a failure here must not hide the real one). */
+  remove(name: string): void {
+    try {
+      unlinkSync(this.path(name));
+    } catch {
+      /* already gone */
+    }
+  }
+
   /** Names of the given files that already exist. */
   existing(names: readonly string[]): string[] {
     return names.filter((n) => this.has(n));

@@ -14,9 +14,22 @@ export interface Provisioned {
   keyFile: string;
 }
 
+/** A device the server issued a certificate for that could not be saved (or did not check out). */
+export interface Unsaved {
+  uuid: string;
+  serial?: bigint;
+  /** Its key, written before the request was sent: with `cert get SERIAL` the device can still be put together. */
+  keyFile?: string;
+  error: string;
+}
+
 export interface ProvisionResult {
   devices: Provisioned[];
-  failures: { uuid: string; error: string }[];
+  /** Devices that got no certificate (the key is kept when the request may have reached the server). */
+  failures: { uuid: string; error: string; keyFile?: string }[];
+  unsaved: Unsaved[];
+  /** The signal stopped new requests before `count` were started. */
+  interrupted: boolean;
   elapsedMs: number;
 }
 
@@ -33,6 +46,8 @@ export interface ProvisionOptions {
   /** Attempts per device for transient failures (connection refused or reset, 5xx). */
   attempts?: number;
   onProgress?: (done: number, failed: number, total: number) => void;
+  /** Stops starting new devices (and retrying); the requests in flight finish and are saved. */
+  signal?: AbortSignal;
   /** Injectable for tests. */
   sleep?: (ms: number) => Promise<void>;
   now?: () => Date;
@@ -60,46 +75,77 @@ export function verifyIssued(der: Buffer, key: KeyObject, ca: X509Certificate, u
 
 const defaultSleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-/** Enrols `count` new devices over the client's keep-alive connections. */
+/**
+ * Enrols `count` new devices over the client's keep-alive connections. Each device's key is on
+ * disk before its CSR is sent and its certificate as soon as it arrives, so that an interrupted
+ * batch leaves every device the server issued either saved or named in `unsaved`.
+ */
 export async function provision(o: ProvisionOptions): Promise<ProvisionResult> {
   const started = Date.now();
   const sleep = o.sleep ?? defaultSleep;
   const now = o.now ?? (() => new Date());
   const attempts = o.attempts ?? 5;
-  const result: ProvisionResult = { devices: [], failures: [], elapsedMs: 0 };
+  const result: ProvisionResult = { devices: [], failures: [], unsaved: [], interrupted: false, elapsedMs: 0 };
+  const message = (e: unknown) => (e instanceof Error ? e.message : String(e));
   let next = 0;
   const one = async (): Promise<void> => {
     const uuid = randomUUID();
     const key = generateKey('P-256');
     const csr = await buildCsr(dn({ O: o.org, CN: uuid, OU: o.ou || undefined }), key);
+    let keyFile: string;
+    try {
+      [keyFile] = o.certs.writeNew([{ name: `${uuid}.key`, data: privateKeyToPem(key), mode: 0o600 }]) as [string];
+    } catch (e) {
+      result.failures.push({ uuid, error: message(e) });
+      return;
+    }
+    let der: Buffer;
     for (let attempt = 1; ; attempt++) {
       try {
-        const der = await o.client.enrol(csr, o.format);
-        const cert = verifyIssued(der, key, o.ca, uuid, now());
-        const [keyFile, certFile] = o.certs.writeNew([
-          { name: `${uuid}.key`, data: privateKeyToPem(key), mode: 0o600 },
-          { name: `${uuid}.crt`, data: toPem('CERTIFICATE', der), mode: 0o644 },
-        ]);
-        result.devices.push({ uuid, serial: BigInt('0x' + cert.serialNumber), certFile: certFile!, keyFile: keyFile! });
-        return;
+        der = await o.client.enrol(csr, o.format);
+        break;
       } catch (e) {
-        if (isTransient(e) && attempt < attempts) {
+        const transient = isTransient(e);
+        if (transient && attempt < attempts && !o.signal?.aborted) {
           await sleep(Math.min(3000, 200 * 2 ** (attempt - 1)));
-          continue;
+          if (!o.signal?.aborted) continue;
         }
-        result.failures.push({ uuid, error: e instanceof Error ? e.message : String(e) });
+        // A refusal issued nothing: the key goes. A lost connection may have been answered: it stays.
+        if (transient) result.failures.push({ uuid, error: message(e), keyFile });
+        else {
+          o.certs.remove(`${uuid}.key`);
+          result.failures.push({ uuid, error: message(e) });
+        }
         return;
       }
+    }
+    let serial: bigint | undefined;
+    try {
+      serial = BigInt('0x' + new X509Certificate(der).serialNumber);
+    } catch {
+      /* verifyIssued says what it is */
+    }
+    try {
+      verifyIssued(der, key, o.ca, uuid, now());
+      const [certFile] = o.certs.writeNew([{ name: `${uuid}.crt`, data: toPem('CERTIFICATE', der), mode: 0o644 }]);
+      result.devices.push({ uuid, serial: serial!, certFile: certFile!, keyFile });
+    } catch (e) {
+      result.unsaved.push({ uuid, serial, keyFile, error: message(e) });
     }
   };
   const worker = async () => {
     while (next < o.count) {
+      if (o.signal?.aborted) {
+        result.interrupted = true;
+        return;
+      }
       next++;
       await one();
-      o.onProgress?.(result.devices.length, result.failures.length, o.count);
+      o.onProgress?.(result.devices.length, result.failures.length + result.unsaved.length, o.count);
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, Math.min(o.concurrency, o.count)) }, worker));
+  if (o.signal?.aborted) result.interrupted = true;
   result.elapsedMs = Date.now() - started;
   return result;
 }

@@ -19,12 +19,19 @@ export class NewDeviceCommand extends ClientCommand {
       simpleenroll, RFC 7030), and a check that the
       certificate returned is signed by \`certs/CA.crt\` for that key before \`certs/<uuid>.crt\` and
       \`certs/<uuid>.key\` (0600) are written. The server's certificate is checked against the CA and
-      the hostname (the argument, then \`$CAHOSTNAME\`, then the system host name).
+      the hostname (the argument or \`--hostname\`, then \`.liteboot.toml\`'s \`hostname\`, then \`$CAHOSTNAME\`,
+      then the system host name).
 
       For CI: \`--count N\` enrols N devices over \`--concurrency\` keep-alive connections, with a progress
       bar on a terminal (plain lines otherwise), retrying transient failures (connection refused or
       reset, 5xx) with backoff. \`--json\` prints one summary. The exit status is 0 only if every
       device was enrolled.
+
+      Each key is written before its CSR is sent and each certificate as soon as it arrives. SIGINT or
+      SIGTERM stops starting new devices; the requests in flight finish and are saved, then the
+      summary is printed (\`interrupted: true\` with \`--json\`) and the exit status is 130 (SIGINT) or
+      143 (SIGTERM). \`unsaved\` names every device the server issued whose certificate could not be
+      saved (its key is on disk; \`liteboot cert get SERIAL\` fetches the certificate).
     `,
     examples: [
       ['Enrol one device with a server on localhost', '$0 new-device localhost'],
@@ -55,6 +62,18 @@ export class NewDeviceCommand extends ClientCommand {
     }
     const client = this.client({ kind: 'bootstrap' }, this.host, Math.min(concurrency, count));
     const progress = new Progress(this.context.stderr as NodeJS.WriteStream, count, !this.json && count > 1);
+    // SIGINT/SIGTERM: start nothing new, let the requests in flight finish and be saved, then
+    // report; a second signal quits at once (what is on disk stays: keys first, then certificates).
+    const stop = new AbortController();
+    let signalled: NodeJS.Signals | undefined;
+    const onSignal = (sig: NodeJS.Signals) => {
+      if (signalled) process.exit(EXIT_ON[sig] ?? 1);
+      signalled = sig;
+      stop.abort();
+      this.context.stderr.write(`${progress.enabled && (this.context.stderr as NodeJS.WriteStream).isTTY ? '\n' : ''}liteboot: ${sig}: finishing the requests in flight (${sig} again to quit at once)\n`);
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
     try {
       const r = await provision({
         client,
@@ -65,44 +84,54 @@ export class NewDeviceCommand extends ClientCommand {
         format: this.format as EnrolFormat,
         count,
         concurrency,
+        signal: stop.signal,
         onProgress: (done, failed) => progress.update(done, failed),
       });
       progress.end();
+      const interrupted = signalled !== undefined;
+      const issued = r.devices.length + r.unsaved.length;
       if (this.json) {
-        this.print(
-          JSON.stringify(
-            {
-              requested: count,
-              enrolled: r.devices.length,
-              failed: r.failures.length,
-              elapsedMs: r.elapsedMs,
-              devices: r.devices.map((d) => ({ uuid: d.uuid, serial: d.serial.toString(), certificate: d.certFile, key: d.keyFile })),
-              failures: r.failures,
-            },
-            null,
-            2,
-          ),
-        );
+        this.printJson({
+          requested: count,
+          issued,
+          saved: r.devices.length,
+          failed: r.failures.length,
+          unsaved: r.unsaved.map((u) => ({ uuid: u.uuid, serial: u.serial ?? null, key: u.keyFile ?? null, error: u.error })),
+          interrupted,
+          ...(signalled ? { signal: signalled } : {}),
+          elapsedMs: r.elapsedMs,
+          devices: r.devices.map((d) => ({ uuid: d.uuid, serial: d.serial, certificate: d.certFile, key: d.keyFile })),
+          failures: r.failures.map((f) => ({ uuid: f.uuid, error: f.error, key: f.keyFile ?? null })),
+        });
       } else if (count === 1 && r.devices.length === 1) {
         const d = r.devices[0]!;
         this.print(`enrolled ${d.uuid} (serial ${d.serial})`);
         this.print(`  ${d.certFile}`);
         this.print(`  ${d.keyFile}`);
-      } else if (count > 1) {
-        this.print(`enrolled ${r.devices.length} of ${count} devices in ${(r.elapsedMs / 1000).toFixed(1)} s (${((r.devices.length * 1000) / Math.max(1, r.elapsedMs)).toFixed(0)}/s) into ${certs.dir}`);
+      } else if (count > 1 || interrupted) {
+        this.print(
+          `${interrupted ? `interrupted (${signalled}): ` : ''}enrolled ${r.devices.length} of ${count} devices in ${(r.elapsedMs / 1000).toFixed(1)} s (${((r.devices.length * 1000) / Math.max(1, r.elapsedMs)).toFixed(0)}/s) into ${certs.dir}${r.unsaved.length ? `; ${r.unsaved.length} issued but not saved` : ''}`,
+        );
       }
-      if (r.failures.length > 0 && !this.json) {
+      if (!this.json) {
+        for (const u of r.unsaved) this.context.stderr.write(`liteboot: issued but not saved: ${u.uuid}${u.serial !== undefined ? ` (serial ${u.serial}; \`liteboot cert get ${u.serial}\`)` : ''}: ${u.error}\n`);
         // One line per distinct reason, not per device.
         const reasons = new Map<string, number>();
         for (const f of r.failures) reasons.set(f.error, (reasons.get(f.error) ?? 0) + 1);
         for (const [why, n] of reasons) this.context.stderr.write(`liteboot: ${n > 1 ? `${n} devices failed: ` : ''}${why}\n`);
       }
-      return r.failures.length === 0 ? 0 : 1;
+      if (signalled) return EXIT_ON[signalled] ?? 1;
+      return r.failures.length === 0 && r.unsaved.length === 0 ? 0 : 1;
     } finally {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
       client.close();
     }
   }
 }
+
+/** The shell's convention: 128 + the signal number. */
+const EXIT_ON: Record<string, number> = { SIGINT: 130, SIGTERM: 143 };
 
 /** A progress bar with rate and ETA on a terminal; a line every 10% otherwise. */
 class Progress {
@@ -112,7 +141,7 @@ class Progress {
   constructor(
     private readonly out: NodeJS.WriteStream,
     private readonly total: number,
-    private readonly enabled: boolean,
+    readonly enabled: boolean,
   ) {}
 
   update(done: number, failed: number): void {
