@@ -309,7 +309,10 @@ describe('new-device --count interrupted (issue 16 finding 2)', () => {
                 resolve();
               }
             });
-            void exited.then((c) => reject(new Error(`new-device exited (${c}) before 20 devices: ${err}`)));
+            void exited.then((c) => {
+              w.close();
+              reject(new Error(`new-device exited (${c}) before 20 devices: ${err}`));
+            });
           });
           child.kill(sig);
           result = { code: await exited, stdout: out, stderr: err };
