@@ -93,6 +93,8 @@ export class NewDeviceCommand extends ClientCommand {
       if (this.json) {
         this.printJson({
           requested: count,
+          // `enrolled` (saved and checked) as before; `issued` counts what the server answered with.
+          enrolled: r.devices.length,
           issued,
           saved: r.devices.length,
           failed: r.failures.length,
