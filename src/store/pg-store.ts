@@ -279,6 +279,12 @@ export class PgStore implements Store {
       throw this.fault(e);
     }
     let broken: unknown;
+    // pg-pool listens for a checked-out client's errors no more: a connection that dies between two
+    // statements (PostgreSQL restarting) would be an unhandled 'error' event and end the process.
+    const onError = (e: Error) => {
+      broken ??= e;
+    };
+    c.on('error', onError);
     try {
       await c.query('BEGIN');
       let result: T;
@@ -305,6 +311,7 @@ export class PgStore implements Store {
       if (isUnavailable(e) || (e instanceof LitebootError && e.code === 'DB_UNAVAILABLE')) broken ??= e;
       throw this.fault(e);
     } finally {
+      c.off('error', onError);
       c.release(broken ? (broken instanceof Error ? broken : new Error(String(broken))) : undefined);
     }
   }
