@@ -49,7 +49,7 @@ export interface Enrolling {
   /** Attempts that got no answer within timeoutMs. */
   hangs: number;
   /** Resolves once `pred` holds, checked after every answer; rejects after `timeoutMs`. */
-  until(pred: () => boolean, timeoutMs: number, what: string): Promise<void>;
+  until(pred: () => boolean, timeoutMs: number, what: string, detail?: () => string): Promise<void>;
   /** Lets each client finish the device it is on, then resolves. */
   stop(): Promise<void>;
   acked(): Enrolment[];
@@ -115,6 +115,7 @@ export function enrol(o: EnrolOptions): Enrolling {
             e.der = r.body.subarray(7);
             e.serial = BigInt(`0x${new X509Certificate(e.der).serialNumber}`);
           }
+          changed();
           if (r.status === 503) await new Promise((w) => setTimeout(w, 50));
           break;
         }
@@ -129,7 +130,7 @@ export function enrol(o: EnrolOptions): Enrolling {
     get hangs() {
       return state.hangs;
     },
-    until(pred, timeoutMs, what) {
+    until(pred, timeoutMs, what, detail) {
       return new Promise<void>((resolve, reject) => {
         const check = () => {
           if (pred()) {
@@ -140,7 +141,7 @@ export function enrol(o: EnrolOptions): Enrolling {
         };
         const timer = setTimeout(() => {
           watchers.delete(check);
-          reject(new Error(`not within ${timeoutMs} ms: ${what}`));
+          reject(new Error(`not within ${timeoutMs} ms: ${what}${detail ? `\n${detail()}` : ''}`));
         }, timeoutMs);
         watchers.add(check);
         check();
