@@ -51,7 +51,7 @@ export interface MadeCa {
 export async function setupCa(o: SetupCaOptions): Promise<MadeCa> {
   const names = [FILES.caCert, FILES.caKey, FILES.serverCert, FILES.serverKey, FILES.caCString];
   const clash = o.certs.existing(names).map((n) => o.certs.path(n));
-  if (existsSync(o.dbPath)) clash.push(o.dbPath);
+  if (o.dbPath !== '' && existsSync(o.dbPath)) clash.push(o.dbPath);
   if (clash.length > 0) {
     throw new LitebootError(
       'FILE_EXISTS',

@@ -1,5 +1,5 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { hostname as systemHostname } from 'node:os';
+import { homedir, hostname as systemHostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { parse as parseToml } from 'smol-toml';
 import { writeFileAtomic } from '../atomic-file.js';
@@ -12,15 +12,28 @@ export const DB_FILE = 'CADB.db';
 const POSTGRES_URL = /^postgres(ql)?:\/\//i;
 
 /**
- * Where a command's database is: `--db` when given (a PostgreSQL URL as it is, a path resolved
+ * Where a command's database is, in the server's order (config.ts): `--db`, then `[server] db`
+ * of the configuration file, then `$LITEBOOT_DB` (a PostgreSQL URL as it is, a path resolved
  * against the current directory), else `CADB.db` beside the certs directory: the layout is
  * `certs/` and `CADB.db` side by side, so `--certs /srv/ca/certs` means `/srv/ca/CADB.db` and the
  * default `certs` means `./CADB.db`. One rule for every command, so that `--certs` alone never
  * splits a CA from its database.
  */
-export function resolveDbLocation(certsFlag: string, dbFlag: string | undefined): string {
-  if (dbFlag !== undefined && dbFlag !== '') return POSTGRES_URL.test(dbFlag) ? dbFlag : resolve(dbFlag);
-  return join(dirname(resolve(certsFlag)), DB_FILE);
+export function resolveDbLocation(
+  certsFlag: string,
+  dbFlag: string | undefined,
+  from: { env?: NodeJS.ProcessEnv; configPath?: string; cwd?: string; home?: string } = {},
+): string {
+  const cwd = from.cwd ?? process.cwd();
+  const file = dbFlag ? undefined : findConfigFile(from.configPath, cwd, from.home ?? homedir());
+  const given = dbFlag || (file?.exists ? configuredString(file.path, 'db') : undefined) || (from.env ?? process.env).LITEBOOT_DB;
+  if (given) return POSTGRES_URL.test(given) ? given : resolve(cwd, given);
+  return dbBesideCerts(certsFlag, cwd);
+}
+
+/** The default alone: `CADB.db` beside the certs directory (for `server start`, whose config resolves the rest). */
+export function dbBesideCerts(certsFlag: string, cwd = process.cwd()): string {
+  return join(dirname(resolve(cwd, certsFlag)), DB_FILE);
 }
 
 export function isPostgresUrl(db: string): boolean {
@@ -41,9 +54,14 @@ export function findConfigFile(explicit: string | undefined, cwd: string, home: 
 
 /** `[server] hostname` of a configuration file, or undefined (no file, no key; a broken file is for the server to report). */
 export function configuredHostname(path: string): string | undefined {
+  return configuredString(path, 'hostname');
+}
+
+function configuredString(path: string, key: string): string | undefined {
   try {
-    const doc = parseToml(readFileSync(path, 'utf8')) as { server?: { hostname?: unknown } };
-    return typeof doc.server?.hostname === 'string' && doc.server.hostname !== '' ? doc.server.hostname : undefined;
+    const doc = parseToml(readFileSync(path, 'utf8')) as { server?: Record<string, unknown> };
+    const v = doc.server?.[key];
+    return typeof v === 'string' && v !== '' ? v : undefined;
   } catch {
     return undefined;
   }

@@ -2,7 +2,7 @@ import { Option } from 'clipanion';
 import { homedir } from 'node:os';
 import { KEY_ALGORITHMS, type KeyAlgorithm } from '../asn1/keys.js';
 import { setupCa } from '../ca/setup.js';
-import { scriptHostname } from '../config.js';
+import { describeDb, scriptHostname } from '../config.js';
 import { BaseCommand, positiveInt, usage } from './base.js';
 import { CaCommand } from './ca-password.js';
 import { findConfigFile, isPostgresUrl, recordHostname, resolveDbLocation } from './locations.js';
@@ -55,11 +55,11 @@ export class SetupCaCommand extends CaCommand {
     const certs = this.certsDir();
     const hostname = scriptHostname(this.hostname, process.env);
     const dbPath = resolveDbLocation(this.certs, this.db);
-    if (isPostgresUrl(dbPath)) throw usage('setup-ca --db takes the path of a new CADB.db; a PostgreSQL database is prepared by the server (`liteboot server start --db URL`)');
     const made = await setupCa({
       certs,
       encryptPassphrase: this.encrypt ? await this.newCaPassword(certs) : undefined,
-      dbPath,
+      // A PostgreSQL database is the server's to prepare (`db migrate`); only a CADB.db file is refused here.
+      dbPath: isPostgresUrl(dbPath) ? '' : dbPath,
       hostname,
       sans: this.san,
       org: this.org,
@@ -70,7 +70,7 @@ export class SetupCaCommand extends CaCommand {
     });
     const recorded = recordHostnameQuietly(this.context.stderr, hostname);
     if (this.json) {
-      this.printJson({ written: made.written, hostname, sans: this.san, caSerial: made.caSerial, serverSerial: made.serverSerial, database: dbPath, hostnameRecordedIn: recorded?.path ?? null });
+      this.printJson({ written: made.written, hostname, sans: this.san, caSerial: made.caSerial, serverSerial: made.serverSerial, database: describeDb(dbPath), hostnameRecordedIn: recorded?.path ?? null });
       return;
     }
     for (const p of made.written) this.print(`wrote ${p}`);

@@ -4,13 +4,13 @@ import { resolve } from 'node:path';
 import { Option } from 'clipanion';
 import { OID } from '../../asn1/oids.js';
 import { CertsDir, FILES } from '../../ca/certs-dir.js';
-import { loadServerConfig, type ServerConfig, type ServerFlags } from '../../config.js';
+import { describeDb, loadServerConfig, type ServerConfig, type ServerFlags } from '../../config.js';
 import { streamLogger } from '../../log.js';
 import { startServer } from '../../server/app.js';
 import { version } from '../../version.js';
 import { BaseCommand } from '../base.js';
 import { CaCommand } from '../ca-password.js';
-import { resolveDbLocation } from '../locations.js';
+import { dbBesideCerts } from '../locations.js';
 
 export class ServerStartCommand extends CaCommand {
   static override paths = [['server', 'start']];
@@ -36,7 +36,7 @@ export class ServerStartCommand extends CaCommand {
   });
 
   config = Option.String('--config', { description: 'Configuration file (default ./.liteboot.toml, then ~/.liteboot.toml)' });
-  db = Option.String('--db', { description: 'The database (default: CADB.db beside the certs directory)' });
+  db = Option.String('--db', { description: 'The database: a path or postgres://user@host:port/dbname; also [server] db or $LITEBOOT_DB (default: CADB.db beside the certs directory)' });
   hostname = Option.String('--hostname', { description: 'Host name devices use to reach the server' });
   port = Option.String('-p,--port', { description: 'REST API port (default 1443)' });
   mport = Option.String('-m,--mport', { description: 'mTLS check listener port (default 8443)' });
@@ -51,6 +51,7 @@ export class ServerStartCommand extends CaCommand {
 
   protected flags(): ServerFlags {
     return {
+      db: this.db,
       hostname: this.hostname,
       port: this.port,
       mport: this.mport,
@@ -73,7 +74,8 @@ export class ServerStartCommand extends CaCommand {
       env: process.env,
       flags: this.flags(),
       certsDir: resolve(this.certs),
-      dbPath: resolveDbLocation(this.certs, this.db),
+      // Neither --db, [server] db nor $LITEBOOT_DB: CADB.db beside the certs directory.
+      dbPath: dbBesideCerts(this.certs),
     });
   }
 
@@ -111,7 +113,7 @@ export async function serve(config: ServerConfig, stdout: NodeJS.WritableStream,
   const host = announcedHost(config);
   const pub = running.httpPort !== 0 ? `, CRL and OCSP on http://${host}:${running.httpPort}/` : '';
   stdout.write(
-    `liteboot ${version} serving https://${host}:${running.apiPort}/api/v1 (mTLS check on port ${running.mtlsPort}${pub}${metrics}, database ${config.dbPath}${config.configFile ? `, settings from ${config.configFile}` : ''})\n`,
+    `liteboot ${version} serving https://${host}:${running.apiPort}/api/v1 (mTLS check on port ${running.mtlsPort}${pub}${metrics}, database ${describeDb(config.db)}${config.configFile ? `, settings from ${config.configFile}` : ''})\n`,
   );
   log.info(`listening: api=${running.apiPort} mtls=${running.mtlsPort} http=${running.httpPort} metrics=${running.metricsAddress ?? 'off'}`);
   return stopped;
