@@ -386,6 +386,8 @@ describe('cert list (issue 16 finding 7)', () => {
       assert.equal(list('--device', devices[2]!.uuid.toUpperCase()).stdout.split('\n').at(-2), '1 certificate');
       assert.equal(list('--expiring', '30d').stdout, '0 certificates\n', 'device certificates last 365 days');
       assert.equal(list('--expiring', '400d').stdout.split('\n').at(-2), '2 certificates', 'the revoked one is not expiring');
+      const empty = liteboot(['cert', 'list', '--certs', 'elsewhere/certs'], { cwd: dir });
+      assert.deepEqual([empty.code, empty.stderr], [1, `liteboot: no database at ${join(dir, 'elsewhere', 'CADB.db')}: the server makes it when it first starts (or pass --db FILE, --certs DIR)\n`]);
       const bad = list('--expiring', 'soon');
       assert.deepEqual([bad.code, bad.stderr], [2, 'liteboot: --expiring takes a duration such as 30d, 12h or 2w, not "soon"\n']);
     } finally {

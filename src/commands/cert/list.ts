@@ -1,4 +1,6 @@
+import { existsSync } from 'node:fs';
 import { Option } from 'clipanion';
+import { LitebootError } from '../../errors.js';
 import { openStore } from '../../store/sqljs-store.js';
 import { BaseCommand, usage } from '../base.js';
 import { isPostgresUrl, resolveDbLocation } from '../locations.js';
@@ -58,6 +60,7 @@ export class CertListCommand extends BaseCommand {
     const within = this.expiring === undefined ? undefined : parseWithin(this.expiring);
     const db = resolveDbLocation(this.certs, this.db);
     if (isPostgresUrl(db)) throw usage('cert list reads a CADB.db file; for PostgreSQL, query the certs table with psql');
+    if (!existsSync(db)) throw new LitebootError('FILE_MISSING', `no database at ${db}: the server makes it when it first starts (or pass --db FILE, --certs DIR)`);
     const store = await openStore({ path: db, readOnly: true });
     const now = Date.now();
     try {
