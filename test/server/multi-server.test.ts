@@ -10,6 +10,9 @@ import { Agent } from 'node:https';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { toPem } from '../../src/asn1/pem.js';
+import pg from 'pg';
+import { leaseMs } from '../../src/cloud/registrar.js';
+import type { CloudConfig } from '../../src/config.js';
 import { openStoreAt } from '../../src/store/open.js';
 import { azureToml, CONNECTION, fakeRegistry } from '../helpers/fake-registry.js';
 import { pgUnavailable, startPostgres, type PgCluster } from '../helpers/pg.js';
@@ -102,14 +105,14 @@ async function apiRefuses(s: TestServer, root: string, who: Identity): Promise<s
 }
 
 describe('two servers on one PostgreSQL', { skip }, () => {
-  let pg: PgCluster;
+  let cluster: PgCluster;
   let pair: Pair;
   let registry: Awaited<ReturnType<typeof fakeRegistry>>;
   let db: string;
 
   before(async () => {
-    pg = await startPostgres();
-    db = await pg.createDatabase();
+    cluster = await startPostgres();
+    db = await cluster.createDatabase();
     pair = await startPair({
       db,
       env: { LITEBOOT_AZURE_CONNECTION_STRING: CONNECTION },
@@ -126,7 +129,7 @@ describe('two servers on one PostgreSQL', { skip }, () => {
   after(async () => {
     await pair?.stop();
     await registry?.close();
-    await pg?.stop();
+    await cluster?.stop();
   });
 
   it('concurrent enrolments on A and B get distinct serials, each known to the other server', async () => {
@@ -244,5 +247,63 @@ describe('two servers on one PostgreSQL', { skip }, () => {
     // A comes back on the same database, and knows them too.
     pair.a = await pair.spawn(pair.a.dir);
     assert.equal(await cs(pair.a, pair.root, received.at(-1)!), '200 {"Status":1}');
+  });
+});
+
+describe('two servers on one PostgreSQL: a registration lease outlives its server', { skip }, () => {
+  let cluster: PgCluster;
+  let pair: Pair;
+  let registry: Awaited<ReturnType<typeof fakeRegistry>>;
+  let db: string;
+  const target = randomUUID();
+
+  before(async () => {
+    cluster = await startPostgres();
+    db = await cluster.createDatabase();
+    pair = await startPair({
+      db,
+      env: { LITEBOOT_AZURE_CONNECTION_STRING: CONNECTION },
+      // The service never answers the first request for the target: its server is killed meanwhile.
+      prepare: async (root) => void (registry = await fakeRegistry(root, (n, id) => (id === target && n === 1 ? 'silent' : '200'))),
+      toml: () => azureToml(registry.port).replace('timeout = 2\n', 'timeout = 3\n'),
+    });
+  });
+  after(async () => {
+    await pair?.stop();
+    await registry?.close();
+    await cluster?.stop();
+  });
+
+  it('the server holding a device\'s lease is killed: the other registers it once the lease ends, not before', async () => {
+    await enrol(pair.a, pair.root, target);
+    await until('the first request for the device', () => registry.seen.some((x) => x.deviceId === target), 60_000);
+    // Who holds the lease: its owner is host:pid:random.
+    const c = new pg.Client({ connectionString: db });
+    await c.connect();
+    let owner: string | null;
+    try {
+      owner = (await c.query<{ lease_owner: string | null }>('SELECT lease_owner FROM devices WHERE lower(id) = lower($1)', [target])).rows[0]!.lease_owner;
+    } finally {
+      await c.end();
+    }
+    assert.ok(owner, 'the device is leased while a server attempts its registration');
+    const pid = Number(owner.split(':').at(-2));
+    const [holder, other] = pair.a.child.pid === pid ? [pair.a, pair.b] : [pair.b, pair.a];
+    assert.equal(holder.child.pid, pid, `the lease owner ${owner} is one of the servers`);
+    holder.child.kill('SIGKILL');
+    await holder.exited;
+    const first = registry.seen.find((x) => x.deviceId === target)!;
+    await other.waitForStderr(new RegExp(`cloud: registered ${target} with `), 0, 60_000);
+    const second = registry.seen.filter((x) => x.deviceId === target)[1]!;
+    assert.equal(registry.seen.filter((x) => x.deviceId === target).length, 2);
+    const lease = leaseMs({ timeoutMs: 3000 } as CloudConfig);
+    // The lease was taken (or last renewed) before the first request arrived.
+    assert.ok(second.at - first.at >= lease - 1000, `taken over ${second.at - first.at} ms after the first attempt; the lease is ${lease} ms`);
+    const store = await openStoreAt(db, { readOnly: true });
+    try {
+      assert.equal((await store.registration(target))?.status, 'registered');
+    } finally {
+      await store.close();
+    }
   });
 });
