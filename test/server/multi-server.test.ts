@@ -14,6 +14,8 @@ import pg from 'pg';
 import { leaseMs } from '../../src/cloud/registrar.js';
 import type { CloudConfig } from '../../src/config.js';
 import { openStoreAt } from '../../src/store/open.js';
+import { REVOCATION_SEQ_KEY } from '../../src/store/pg-schema.js';
+import { RESYNC_MS } from '../../src/ca/authority.js';
 import { azureToml, CONNECTION, fakeRegistry } from '../helpers/fake-registry.js';
 import { pgUnavailable, startPostgres, type PgCluster } from '../helpers/pg.js';
 import { openssl } from '../helpers/run.js';
@@ -220,6 +222,28 @@ describe('two servers on one PostgreSQL', { skip }, () => {
       const serials = (/"Serials":\[([^\]]*)\]/.exec(ds.body.toString())?.[1] ?? '').split(',').filter(Boolean);
       assert.equal(serials.length, 1, `${id}: ${ds.body.toString()}`);
     }
+  });
+
+  it('a revocation whose notification was lost is enforced by both servers at the next resync', async (t) => {
+    const d = await enrol(pair.a, pair.root);
+    assert.match(await checkVerdict(pair.b, d.who, pair.root), /^OK /);
+    // Revoked as the store revokes (the feed's counter and the row in one transaction), but with no NOTIFY.
+    const c = new pg.Client({ connectionString: db });
+    await c.connect();
+    try {
+      await c.query('BEGIN');
+      const seq = (await c.query<{ value: string }>(`UPDATE settings SET value = (value::bigint + 1)::text WHERE key = $1 RETURNING value`, [REVOCATION_SEQ_KEY])).rows[0]!.value;
+      await c.query('UPDATE certs SET valid = false, revoked_at = $2, revoke_reason = 1, revoked_seq = $3 WHERE serial = $1', [d.serial.toString(), String(Date.now()), seq]);
+      await c.query('COMMIT');
+    } finally {
+      await c.end();
+    }
+    const t0 = Date.now();
+    await Promise.all(
+      [pair.a, pair.b].map((s) => until(`${s === pair.a ? 'A' : 'B'}'s check listener to refuse`, async () => (await checkVerdict(s, d.who, pair.root)) === 'REFUSED certificate revoked', RESYNC_MS * 3)),
+    );
+    t.diagnostic(`both check listeners refused ${Date.now() - t0} ms after the silent revocation (resync every ${RESYNC_MS} ms)`);
+    assert.ok((await crlOf(pair.b, pair.root)).text.includes(`Serial Number: ${hex(d.serial)}`));
   });
 
   it('kill -9 of A under load: every certificate any client received from A is valid on B (cs Status 1)', async () => {
