@@ -332,3 +332,35 @@ describe('two servers on one PostgreSQL: a registration lease outlives its serve
     }
   });
 });
+
+describe('two servers on one PostgreSQL: the enrolment allowlist', { skip }, () => {
+  let cluster: PgCluster;
+  let pair: Pair;
+
+  before(async () => {
+    cluster = await startPostgres();
+    pair = await startPair({ db: await cluster.createDatabase(), toml: 'enrolment = "allowlist"' });
+  });
+  after(async () => {
+    await pair?.stop();
+    await cluster?.stop();
+  });
+
+  const change = async (s: TestServer, what: 'Allow' | 'Disallow', id: string) => {
+    const r = await httpsRequest(s, tlsFiles(pair.root, identity(pair.root, 'OPERATOR-alice')), 'POST', '/api/v1/allowlist', { headers: { 'Content-Type': 'application/json' }, body: Buffer.from(`{"${what}":["${id}"]}`) });
+    assert.equal(r.status, 200, r.body.toString());
+  };
+
+  it('an id allowed on A enrols on B at once; one disallowed on B is refused by A at once', async () => {
+    const x = randomUUID();
+    assert.equal((await enrolOn(pair.b, pair.root, x)).status, 403, 'not on the list yet');
+    await change(pair.a, 'Allow', x);
+    assert.equal((await enrolOn(pair.b, pair.root, x)).status, 200);
+    const y = randomUUID();
+    await change(pair.b, 'Allow', y);
+    await change(pair.b, 'Disallow', y);
+    const r = await enrolOn(pair.a, pair.root, y);
+    assert.equal(r.status, 403);
+    assert.match(r.body.toString(), /device not expected/);
+  });
+});
