@@ -174,7 +174,9 @@ export class Registrar {
     for (const id of devices) {
       const reg = await this.o.store.registration(id);
       if (!reg || reg.status === 'registered') continue;
-      await this.o.store.setRegistration(id, { ...reg, status: 'pending', nextAttemptAt: this.clock(), updatedAt: this.clock() });
+      // Due already: nothing to hurry, and writing would end the lease of a server working on it.
+      const due = reg.status === 'pending' && (reg.nextAttemptAt ?? 0) <= this.clock();
+      if (!due) await this.o.store.setRegistration(id, { ...reg, status: 'pending', nextAttemptAt: this.clock(), updatedAt: this.clock() });
       n++;
     }
     this.schedule(0);

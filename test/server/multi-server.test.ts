@@ -9,19 +9,19 @@ import { writeFileSync } from 'node:fs';
 import { Agent } from 'node:https';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { toPem } from '../../src/asn1/pem.js';
 import pg from 'pg';
+import { toPem } from '../../src/asn1/pem.js';
+import { RESYNC_MS } from '../../src/ca/authority.js';
+import { CertsDir } from '../../src/ca/certs-dir.js';
+import { makeOperator } from '../../src/ca/setup.js';
 import { leaseMs } from '../../src/cloud/registrar.js';
 import type { CloudConfig } from '../../src/config.js';
 import { openStoreAt } from '../../src/store/open.js';
 import { REVOCATION_SEQ_KEY } from '../../src/store/pg-schema.js';
-import { RESYNC_MS } from '../../src/ca/authority.js';
 import { azureToml, CONNECTION, fakeRegistry } from '../helpers/fake-registry.js';
 import { pgUnavailable, startPostgres, type PgCluster } from '../helpers/pg.js';
 import { openssl } from '../helpers/run.js';
 import { cborCsrBody, httpsRequest, identity, newDevice, tlsFiles, type Identity, type TestServer } from '../helpers/server.js';
-import { makeOperator } from '../../src/ca/setup.js';
-import { CertsDir } from '../../src/ca/certs-dir.js';
 import { checkVerdict, startPair, type Pair } from '../helpers/two-servers.js';
 
 const skip = pgUnavailable();
@@ -84,7 +84,7 @@ function ocspStatus(s: TestServer, root: string, certFile: string): string {
   return m?.[1] ?? r.stdout + r.stderr;
 }
 
-/** B's CRL, parsed by openssl: its number and whether it lists `serial`. */
+/** A server's CRL from its public listener, verified by openssl: its number and its text. */
 async function crlOf(s: TestServer, root: string): Promise<{ number: bigint; text: string }> {
   const r = await fetch(`http://127.0.0.1:${s.httpPort}/crl`);
   const file = join(s.dir, `crl-${randomUUID()}.der`);
