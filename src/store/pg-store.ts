@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { LitebootError } from '../errors.js';
-import { CHANGES_CHANNEL, checkPgSchema, LOCK_DEVICE, migrate, REVOCATION_SEQ_KEY } from './pg-schema.js';
+import { CHANGES_CHANNEL, checkPgSchema, migrate, REVOCATION_SEQ_KEY } from './pg-schema.js';
 import {
   SerialTakenError,
   type BindingCheck,
@@ -137,13 +137,6 @@ function sqlTime(d: Date): string {
   return d.toISOString().replace('T', ' ').replace('Z', '+00:00');
 }
 
-const INSERT_CERT = `
-  WITH d AS (
-    INSERT INTO devices (id, registered, reg_state, reg_next_at, enrolled_by) VALUES ($1, 0, $11, $10, $9)
-    ON CONFLICT (id) DO NOTHING)
-  INSERT INTO certs (id, name, serial, keyid, cert, expiry, valid, not_before, not_after, issued_by, issued_at)
-  VALUES ($1, $2, $3, $4, $5, $6, true, $7, $8, $9, $10)`;
-
 /** Revokes in the feed's order: the counter's row lock orders the revoking transactions, NOTIFY wakes the other servers on commit. */
 const revokeSql = (table: 'certs' | 'credentials') => `
   WITH s AS (
@@ -270,58 +263,11 @@ export class PgStore implements Store {
     return r;
   }
 
-  /** A write of several statements in one transaction on one connection. */
-  private async tx<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
-    this.writable();
-    const t0 = process.hrtime.bigint();
-    let c: pg.PoolClient;
-    try {
-      c = await this.pool.connect();
-    } catch (e) {
-      throw this.fault(e);
-    }
-    let broken: unknown;
-    // A connection lost between two statements is reported as an event on the client: without a
-    // listener it would be an uncaught exception; the next statement fails and says so anyway.
-    const onError = (e: Error) => {
-      broken ??= e;
-    };
-    c.on('error', onError);
-    try {
-      await c.query('BEGIN');
-      let result: T;
-      try {
-        result = await fn(c);
-      } catch (e) {
-        await c.query('ROLLBACK').catch((re: unknown) => {
-          broken = re;
-        });
-        if (isUnavailable(e)) broken = e;
-        throw e;
-      }
-      try {
-        await c.query('COMMIT');
-      } catch (e) {
-        broken = e;
-        // A COMMIT whose answer was lost may or may not have committed: the caller sees
-        // DB_UNAVAILABLE and must treat the write as not acknowledged (it was not).
-        throw this.fault(e);
-      }
-      this.onCommit?.(Number(process.hrtime.bigint() - t0) / 1e9);
-      return result;
-    } catch (e) {
-      if (isUnavailable(e) || (e instanceof LitebootError && e.code === 'DB_UNAVAILABLE')) broken ??= e;
-      throw this.fault(e);
-    } finally {
-      c.off('error', onError);
-      c.release(broken ? (broken instanceof Error ? broken : new Error(String(broken))) : undefined);
-    }
-  }
-
   async recordIssued(c: IssuedCertificate, binding?: BindingCheck): Promise<void> {
     if (!validSerial(c.serial)) throw new LitebootError('INTERNAL', `serial ${c.serial} is outside 1..2^63-1`);
     const values = [
       c.deviceId,
+      c.deviceId.toLowerCase(), // as CADB.db compares: JavaScript's lower case against lower(id)
       c.name,
       c.serial.toString(),
       Buffer.from(c.keyId),
@@ -332,29 +278,19 @@ export class PgStore implements Store {
       c.issuedBy ?? null,
       String((c.issuedAt ?? new Date()).getTime()),
       c.registration ?? 'pending',
+      binding ? binding.at.toISOString() : null,
     ];
+    let r: pg.QueryResult<{ ok: boolean }>;
     try {
-      if (!binding) {
-        await this.w(INSERT_CERT, values);
-        return;
-      }
-      const lower = c.deviceId.toLowerCase();
-      await this.tx(async (db) => {
-        // Every server serialises on the device: the check and the insert cannot interleave with
-        // another enrolment of this id (its lock waits until our commit, then sees our row).
-        await this.q('SELECT pg_advisory_xact_lock($1, hashtext($2))', [LOCK_DEVICE, lower], db);
-        const keys = await this.q<{ keyid: Buffer }>('SELECT keyid FROM certs WHERE lower(id) = $1 AND valid AND not_after > $2', [lower, binding.at.toISOString()], db);
-        if (keys.rows.length > 0 && !keys.rows.some((r) => r.keyid.equals(c.keyId))) {
-          throw new LitebootError('DEVICE_BOUND', 'device already enrolled with another key');
-        }
-        await this.q(INSERT_CERT, values, db);
-      });
+      // One round trip: the check and the insert run in the database under the device's advisory
+      // lock (pg-schema.ts, liteboot_record_issued), committed when this resolves.
+      r = await this.w<{ ok: boolean }>('SELECT liteboot_record_issued($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) AS ok', values);
     } catch (e) {
-      const cause = e instanceof LitebootError && e.cause ? e.cause : e;
-      const pe = cause as { code?: string; constraint?: string };
+      const pe = (e instanceof LitebootError && e.cause ? e.cause : e) as { code?: string; constraint?: string };
       if (pe.code === '23505' && pe.constraint === 'certs_pkey') throw new SerialTakenError(c.serial);
       throw e;
     }
+    if (!r.rows[0]?.ok) throw new LitebootError('DEVICE_BOUND', 'device already enrolled with another key');
   }
 
   async boundKeyIds(deviceId: string, at: Date): Promise<Uint8Array[]> {
