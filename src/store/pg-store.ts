@@ -67,6 +67,32 @@ export function describeDatabase(url: string): string {
   return `${host}:${port}/${db}`;
 }
 
+const LIBPQ_SSLMODES = new Set(['disable', 'prefer', 'require', 'verify-ca', 'verify-full']);
+
+/**
+ * The URL with libpq's TLS meaning, as psql reads the same URL: node-postgres by itself treats
+ * sslmode=require and verify-ca as verify-full (and warns); with uselibpqcompat it follows libpq.
+ * PGSSLMODE/PGSSLROOTCERT/PGSSLCERT/PGSSLKEY fill in what the URL leaves out, as in libpq.
+ */
+export function libpqUrl(url: string, env: NodeJS.ProcessEnv = process.env): string {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return url; // node-postgres reports what is wrong with it
+  }
+  const q = u.searchParams;
+  const fill = (param: string, variable: string) => {
+    if (!q.has(param) && env[variable]) q.set(param, env[variable]!);
+  };
+  fill('sslmode', 'PGSSLMODE');
+  fill('sslrootcert', 'PGSSLROOTCERT');
+  fill('sslcert', 'PGSSLCERT');
+  fill('sslkey', 'PGSSLKEY');
+  if (LIBPQ_SSLMODES.has(q.get('sslmode') ?? '') && !q.has('uselibpqcompat')) q.set('uselibpqcompat', 'true');
+  return q.size > 0 || url.includes('?') ? u.href : url;
+}
+
 /** SQLSTATEs and socket errors that mean "the database cannot be reached now" (store-additions §7). */
 const UNAVAILABLE = new Set([
   'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'ENOENT',
@@ -188,7 +214,7 @@ export class PgStore implements Store {
     const where = describeDatabase(o.url);
     const timeout = o.statementTimeoutMs ?? 4000;
     const config: pg.PoolConfig = {
-      connectionString: o.url,
+      connectionString: libpqUrl(o.url),
       max: o.poolSize ?? 16,
       connectionTimeoutMillis: o.connectTimeoutMs ?? 3000,
       idleTimeoutMillis: 30_000,
@@ -219,6 +245,9 @@ export class PgStore implements Store {
   /** The error a caller sees: DB_UNAVAILABLE for a database out of reach, one clear line for a refused login or a missing database. */
   private fault(e: unknown, doing = 'query'): Error {
     if (e instanceof LitebootError || e instanceof SerialTakenError) return e;
+    if ((e as { syscall?: unknown }).syscall === 'open') {
+      return new LitebootError('BAD_CONFIG', `cannot use PostgreSQL at ${this.where}: ${reasonOf(e)}`, { cause: e }); // a TLS file named in the URL
+    }
     if (isUnavailable(e)) {
       return new LitebootError('DB_UNAVAILABLE', `${doing === 'cannot open' ? 'cannot reach' : 'lost'} PostgreSQL at ${this.where} (${reasonOf(e)}); retry later`, { cause: e });
     }
