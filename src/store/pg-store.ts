@@ -119,6 +119,47 @@ function reasonOf(e: unknown): string {
   return typeof err?.code === 'string' && !msg.includes(err.code) ? `${err.code}: ${msg}` : msg;
 }
 
+/**
+ * The pool settings every liteboot connection uses: libpq's reading of the URL, int8 as exact
+ * text, and a bound on every wait (connecting, queueing for a connection, each statement), so no
+ * request hangs on a database that went away. For `liteboot db` commands that need a pool of their own.
+ */
+export function pgPoolConfig(o: Pick<PgStoreOptions, 'url' | 'poolSize' | 'statementTimeoutMs' | 'connectTimeoutMs'>): pg.PoolConfig {
+  const timeout = o.statementTimeoutMs ?? 4000;
+  return {
+    connectionString: libpqUrl(o.url),
+    max: o.poolSize ?? 16,
+    connectionTimeoutMillis: o.connectTimeoutMs ?? 3000,
+    idleTimeoutMillis: 30_000,
+    statement_timeout: timeout,
+    query_timeout: timeout + 500, // the client's own bound, for a server that stopped answering
+    application_name: 'liteboot',
+    types: TYPES,
+  };
+}
+
+/**
+ * The error a caller sees for a node-postgres failure: DB_UNAVAILABLE for a database out of reach
+ * (store-additions §7), BAD_CONFIG for a refused login, a missing database or an unreadable TLS
+ * file, one line naming host:port/db (`where`, from describeDatabase) and never the password.
+ * Other errors (constraint violations...) pass through, except at open (`opening`): DB_IO.
+ */
+export function pgFault(e: unknown, where: string, opening = false): Error {
+  if (e instanceof LitebootError) return e;
+  if ((e as { syscall?: unknown }).syscall === 'open') {
+    return new LitebootError('BAD_CONFIG', `cannot use PostgreSQL at ${where}: ${reasonOf(e)}`, { cause: e }); // a TLS file named in the URL
+  }
+  if (isUnavailable(e)) {
+    return new LitebootError('DB_UNAVAILABLE', `${opening ? 'cannot reach' : 'lost'} PostgreSQL at ${where} (${reasonOf(e)}); retry later`, { cause: e });
+  }
+  const code = (e as { code?: unknown }).code;
+  if (typeof code === 'string' && (code.startsWith('28') || code === '3D000' || code === '42501')) {
+    return new LitebootError('BAD_CONFIG', `PostgreSQL at ${where} refused us: ${reasonOf(e)}`, { cause: e });
+  }
+  if (opening) return new LitebootError('DB_IO', `cannot open PostgreSQL at ${where}: ${reasonOf(e)}`, { cause: e });
+  return e instanceof Error ? e : new Error(String(e));
+}
+
 /** Row shapes (int8 as text). */
 interface CertRow {
   id: string;
@@ -212,17 +253,7 @@ export class PgStore implements Store {
 
   static async open(o: PgStoreOptions): Promise<PgStore> {
     const where = describeDatabase(o.url);
-    const timeout = o.statementTimeoutMs ?? 4000;
-    const config: pg.PoolConfig = {
-      connectionString: libpqUrl(o.url),
-      max: o.poolSize ?? 16,
-      connectionTimeoutMillis: o.connectTimeoutMs ?? 3000,
-      idleTimeoutMillis: 30_000,
-      statement_timeout: timeout,
-      query_timeout: timeout + 500, // the client's own bound, for a server that stopped answering
-      application_name: 'liteboot',
-      types: TYPES,
-    };
+    const config = pgPoolConfig(o);
     const log = o.log ?? (() => {});
     const pool = new pg.Pool(config);
     // An idle connection the server closed (restart, failover): the pool drops it; note it once.
@@ -242,21 +273,8 @@ export class PgStore implements Store {
     return store;
   }
 
-  /** The error a caller sees: DB_UNAVAILABLE for a database out of reach, one clear line for a refused login or a missing database. */
   private fault(e: unknown, doing = 'query'): Error {
-    if (e instanceof LitebootError || e instanceof SerialTakenError) return e;
-    if ((e as { syscall?: unknown }).syscall === 'open') {
-      return new LitebootError('BAD_CONFIG', `cannot use PostgreSQL at ${this.where}: ${reasonOf(e)}`, { cause: e }); // a TLS file named in the URL
-    }
-    if (isUnavailable(e)) {
-      return new LitebootError('DB_UNAVAILABLE', `${doing === 'cannot open' ? 'cannot reach' : 'lost'} PostgreSQL at ${this.where} (${reasonOf(e)}); retry later`, { cause: e });
-    }
-    const code = (e as { code?: unknown }).code;
-    if (typeof code === 'string' && (code.startsWith('28') || code === '3D000' || code === '42501')) {
-      return new LitebootError('BAD_CONFIG', `PostgreSQL at ${this.where} refused us: ${reasonOf(e)}`, { cause: e });
-    }
-    if (doing === 'cannot open') return new LitebootError('DB_IO', `cannot open PostgreSQL at ${this.where}: ${reasonOf(e)}`, { cause: e });
-    return e instanceof Error ? e : new Error(String(e));
+    return pgFault(e, this.where, doing === 'cannot open');
   }
 
   /** A named prepared statement per text: parsed once per connection. */
