@@ -9,6 +9,8 @@ import { CertStatusCommand } from './commands/cert/status.js';
 import { CloudSettingsCommand } from './commands/cloud/settings.js';
 import { CrlCommand } from './commands/crl.js';
 import { DbBackupCommand } from './commands/db/backup.js';
+import { DbCopyCommand } from './commands/db/copy.js';
+import { DbMigrateCommand } from './commands/db/migrate.js';
 import { DecodeCborCommand } from './commands/decode-cbor.js';
 import { DeviceAllowCommand, DeviceDisallowCommand } from './commands/device/allow.js';
 import { DeviceListCommand } from './commands/device/list.js';
@@ -37,7 +39,7 @@ export function makeCli(): Cli {
     // devices and certificates
     NewDeviceCommand, DeviceStatusCommand, DeviceRekeyCommand, DeviceListCommand, DeviceRegisterCommand, DeviceAllowCommand, DeviceDisallowCommand, CertStatusCommand, CertGetCommand, CertRevokeCommand, CrlCommand, CloudSettingsCommand,
     // operations
-    AuditVerifyCommand, AuditShowCommand, DbBackupCommand, StatusCommand,
+    AuditVerifyCommand, AuditShowCommand, DbBackupCommand, DbCopyCommand, DbMigrateCommand, StatusCommand,
     // tools
     InspectCommand, DecodeCborCommand,
   ];
