@@ -178,7 +178,10 @@ function readConfigFile(explicit: string | undefined, cwd: string, home: string 
     try {
       doc = parseToml(text) as Record<string, unknown>;
     } catch (e) {
-      throw new LitebootError('BAD_CONFIG', `${path} is not valid TOML: ${(e as Error).message.split('\n')[0]}`);
+      // smol-toml's TomlError carries the line and column; its message repeats them with a code excerpt.
+      const { line, column } = e as { line?: number; column?: number };
+      const why = (e as Error).message.split('\n')[0]!.replace(/^Invalid TOML document: /, '');
+      throw new LitebootError('BAD_CONFIG', `${path}${line ? `:${line}${column ? `:${column}` : ''}` : ''}: not valid TOML: ${why}`);
     }
     for (const table of Object.keys(doc)) {
       if (table !== 'server' && table !== 'cloud') throw new LitebootError('BAD_CONFIG', `${path}: unknown table [${table}] (liteboot reads [server] and [cloud])`);

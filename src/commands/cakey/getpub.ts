@@ -2,7 +2,7 @@ import { writeFileSync } from 'node:fs';
 import { Option } from 'clipanion';
 import { publicKeyToPem, spkiDer } from '../../asn1/keys.js';
 import { LitebootError } from '../../errors.js';
-import { BaseCommand } from '../base.js';
+import { BaseCommand, fsErrorMessage } from '../base.js';
 import { CaCommand } from '../ca-password.js';
 
 export class CakeyGetpubCommand extends CaCommand {
@@ -25,7 +25,7 @@ export class CakeyGetpubCommand extends CaCommand {
       try {
         writeFileSync(this.der, spkiDer(ca.key));
       } catch (e) {
-        throw new LitebootError('FILE_UNREADABLE', `cannot write ${this.der}: ${(e as Error).message}`, { cause: e });
+        throw new LitebootError('FILE_UNREADABLE', fsErrorMessage(e, this.der, 'write') ?? `cannot write ${this.der}`, { cause: e });
       }
     }
     this.context.stdout.write(publicKeyToPem(ca.key));

@@ -1,10 +1,12 @@
 import { writeFileSync } from 'node:fs';
 import { Option } from 'clipanion';
 import { LitebootError } from '../../errors.js';
+import { fsErrorMessage } from '../base.js';
 import { ClientCommand, serialArg } from '../client-base.js';
 
 export class CertGetCommand extends ClientCommand {
   static override paths = [['cert', 'get']];
+  static override usesCertsDir = false;
   static override usage = ClientCommand.Usage({
     category: 'Certificates',
     description: 'fetch a copy of a certificate as PEM (GET /cc)',
@@ -27,7 +29,7 @@ export class CertGetCommand extends ClientCommand {
         try {
           writeFileSync(this.output, r.pem);
         } catch (e) {
-          throw new LitebootError('FILE_UNREADABLE', `cannot write ${this.output}: ${(e as Error).message}`);
+          throw new LitebootError('FILE_UNREADABLE', fsErrorMessage(e, this.output, 'write') ?? `cannot write ${this.output}`, { cause: e });
         }
       } else this.context.stdout.write(r.pem);
       return 0;
