@@ -1,4 +1,4 @@
-import { Builtins, Cli, type CommandClass } from 'clipanion';
+import type { Cli, CommandClass } from 'clipanion';
 import { version } from './version.js';
 
 type Loader = () => Promise<CommandClass>;
@@ -104,7 +104,9 @@ function polishHelp(cli: Cli): void {
   }
 }
 
-function makeCli(classes: CommandClass[]): Cli {
+async function makeCli(classes: CommandClass[]): Promise<Cli> {
+  // Loaded here, not at the top: `liteboot --version` and an unknown command need no parser.
+  const { Builtins, Cli } = await import('clipanion');
   const cli = new Cli({ binaryLabel: 'liteboot', binaryName: 'liteboot', binaryVersion: version, enableColors: false });
   for (const c of classes) cli.register(c);
   cli.register(Builtins.HelpCommand);
@@ -199,7 +201,6 @@ function plainReason(reason: string): string {
 
 /** Runs the CLI: 0 success, 1 an error, 2 a usage mistake (unknown command, bad flag). */
 export async function main(argv: string[]): Promise<number> {
-  const context = { ...Cli.defaultContext, colorDepth: 1 };
   // The fast path: nothing to load.
   if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-v')) {
     process.stdout.write(`${version}\n`);
@@ -216,8 +217,13 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`liteboot: ${r.group} needs a subcommand: ${subs.join(', ')}\n`);
     return 2;
   }
+  // cbor-x's native decoder (cbor-extract) costs a third of a status command's start-up and
+  // gains nothing on bodies of a few hundred bytes; the decoded values are the same. The server
+  // keeps it.
+  if (r.kind === 'command' && r.path !== 'server start' && r.path !== 'up') process.env.CBOR_NATIVE_ACCELERATION_DISABLED ??= 'true';
   // `completion` describes every command, so it loads them all.
-  const cli = makeCli(r.kind === 'command' && r.path !== 'completion' ? [await MANIFEST[r.path]!()] : await loadAll());
+  const cli = await makeCli(r.kind === 'command' && r.path !== 'completion' ? [await MANIFEST[r.path]!()] : await loadAll());
+  const context = { ...(cli.constructor as typeof Cli).defaultContext, colorDepth: 1 };
   let command;
   try {
     command = cli.process(argv, context);
