@@ -145,7 +145,8 @@ export function nearCommands(typed: string): string[] {
     // Compare with the same number of words, so that `cert stauts` meets `cert status` and `stauts` meets `status`.
     const words = typed.split(' ').length;
     const d = Math.min(distance(typed, p), distance(typed, p.split(' ').slice(0, words).join(' ')) + (p.split(' ').length > words ? 1 : 0));
-    return { p, d };
+    // A prefix (`decode` for `decode-cbor`) is as near as a typo.
+    return { p, d: p.startsWith(typed) ? Math.min(d, 1) : d };
   });
   const limit = Math.max(2, Math.floor(typed.length / 3));
   return scored
@@ -208,8 +209,12 @@ export async function main(argv: string[]): Promise<number> {
   }
   const r = resolveCommand(argv);
   if (r.kind === 'unknown') {
-    const near = nearCommands(r.typed);
-    process.stderr.write(`liteboot: unknown command ${r.typed}; ${near.length > 0 ? `did you mean: ${near.join(', ')}` : 'liteboot --help lists the commands'}\n`);
+    // `devcie list`: two words may be a mistyped two-word command; else the first word alone.
+    const [w0, w1] = argv;
+    const two = !r.typed.includes(' ') && w1 !== undefined && !w1.startsWith('-') ? nearCommands(`${w0} ${w1}`) : [];
+    const typed = two.length > 0 ? `${w0} ${w1}` : r.typed;
+    const near = two.length > 0 ? two : nearCommands(r.typed);
+    process.stderr.write(`liteboot: unknown command ${typed}; ${near.length > 0 ? `did you mean: ${near.join(', ')}` : 'liteboot --help lists the commands'}\n`);
     return 2;
   }
   if (r.kind === 'group') {
