@@ -156,7 +156,7 @@ export function nearCommands(typed: string): string[] {
     .map((s) => s.p);
 }
 
-type Resolution = { kind: 'command'; path: string } | { kind: 'all' } | { kind: 'unknown'; typed: string } | { kind: 'group'; group: string };
+type Resolution = { kind: 'command'; path: string } | { kind: 'all' } | { kind: 'unknown'; typed: string } | { kind: 'group'; group: string; help: boolean };
 
 /** Which command argv names, from its leading words (no module loaded). */
 function resolveCommand(argv: string[]): Resolution {
@@ -166,7 +166,7 @@ function resolveCommand(argv: string[]): Resolution {
   if (w1 !== undefined && !w1.startsWith('-') && MANIFEST[`${w0} ${w1}`]) return { kind: 'command', path: `${w0} ${w1}` };
   if (MANIFEST[w0]) return { kind: 'command', path: w0 };
   if (Object.keys(MANIFEST).some((p) => p.startsWith(`${w0} `))) {
-    if (w1 === undefined || w1.startsWith('-')) return w1 === '-h' || w1 === '--help' ? { kind: 'all' } : { kind: 'group', group: w0 };
+    if (w1 === undefined || w1.startsWith('-')) return { kind: 'group', group: w0, help: w1 === '-h' || w1 === '--help' };
     return { kind: 'unknown', typed: `${w0} ${w1}` };
   }
   return { kind: 'unknown', typed: w0 };
@@ -218,7 +218,14 @@ export async function main(argv: string[]): Promise<number> {
     return 2;
   }
   if (r.kind === 'group') {
-    const subs = Object.keys(MANIFEST).filter((p) => p.startsWith(`${r.group} `)).map((p) => p.slice(r.group.length + 1));
+    const paths = Object.keys(MANIFEST).filter((p) => p.startsWith(`${r.group} `));
+    if (r.help) {
+      // `liteboot cert --help`: the list of the group's commands, as `liteboot --help` shows them.
+      const cli = await makeCli(await Promise.all(paths.map((p) => MANIFEST[p]!())));
+      process.stdout.write(cli.usage(null));
+      return 0;
+    }
+    const subs = paths.map((p) => p.slice(r.group.length + 1));
     process.stderr.write(`liteboot: ${r.group} needs a subcommand: ${subs.join(', ')}\n`);
     return 2;
   }
