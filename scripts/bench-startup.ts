@@ -8,7 +8,7 @@
  * loads, parses, reads its files and fails at connect, which is the start-up cost of every call.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -22,8 +22,18 @@ try {
   const setup = (a: string[]) => spawnSync(process.execPath, [bin, ...a], { cwd: dir, encoding: 'utf8' });
   setup(['setup-ca', 'localhost']);
   setup(['setup-bootstrap']);
+  // The floor for any client command: Node's https with the same credentials, nothing of ours.
+  const floor = join(dir, 'floor.mjs');
+  writeFileSync(
+    floor,
+    `import { Agent, request } from 'node:https'; import { readFileSync } from 'node:fs';
+const agent = new Agent({ ca: readFileSync('certs/CA.crt'), cert: readFileSync('certs/BOOTSTRAP.crt'), key: readFileSync('certs/BOOTSTRAP.key') });
+request({ host: 'localhost', port: 1, agent, path: '/api/v1/cs/1' }).on('error', () => {}).end();
+`,
+  );
   const cases: Record<string, string[]> = {
     'node -e 0': ['-e', '0'],
+    'bare https request (floor)': [floor],
     'liteboot --version': [bin, '--version'],
     'liteboot cert status': [bin, 'cert', 'status', '1', '--hostname', 'localhost', '--port', '1'],
   };
