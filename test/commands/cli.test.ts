@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -82,9 +83,18 @@ describe('--json through jq 1.6: serials come back exact (issue 16, finding 1)',
     assert.equal(text.stdout, `${a.uuid}: 1 valid certificate: ${a.serial}\n${b.uuid}: no valid certificates\n`);
   });
 
-  test('cloud settings --json is camelCase like the rest', () => {
+  test('cloud settings, cert get and cakey getpub --json: camelCase like the rest', () => {
     const r = lb(['cloud', 'settings', '--json']);
     assert.deepEqual(JSON.parse(r.stdout), { hubname: 'test-hub', port: 8883 });
+    const { uuid, serial } = enrol();
+    const got = lb(['cert', 'get', serial, '--json']);
+    assert.deepEqual(JSON.parse(got.stdout), { serial, certificate: readFileSync(join(s.dir, 'certs', `${uuid}.crt`), 'utf8') });
+    const pub = liteboot(['cakey', 'getpub', '--json'], { cwd: s.dir });
+    const j = JSON.parse(pub.stdout) as { publicKey: string; sha256: string };
+    const der = openssl(['pkey', '-pubin', '-outform', 'DER'], { input: j.publicKey });
+    assert.equal(der.code, 0, der.stderr);
+    assert.equal(j.sha256, createHash('sha256').update(der.out).digest('hex'));
+    assert.equal(j.publicKey, openssl(['x509', '-in', join(s.dir, 'certs', 'CA.crt'), '-noout', '-pubkey']).stdout);
   });
 });
 
@@ -119,7 +129,7 @@ describe('errors: one line, exit 2 for usage, 1 otherwise (finding 5)', () => {
       [empty, ['cert', 'revoke', '1', '--operator', 'alice', '--reason', '7'], 2, 'liteboot: --reason 7 is not an RFC 5280 reason (the code is unassigned)\n'],
       [empty, ['cert', 'revoke', '1', '--operator', 'alice', '--reason', 'stolen'], 2, 'liteboot: --reason must be an RFC 5280 reason: unspecified (0), keyCompromise (1), cACompromise (2), affiliationChanged (3), superseded (4), cessationOfOperation (5), certificateHold (6), privilegeWithdrawn (9), aACompromise (10); not "stolen"\n'],
       [empty, ['cert', 'status', '1', '--bogus'], 2, 'liteboot: unknown option --bogus; usage: liteboot cert status [--certs DIR] [--verbose] [--hostname HOST] [--port PORT] [--config FILE] [--wire cbor|json] [--json] ...\n'],
-      [empty, ['cert', 'get'], 2, 'liteboot: missing argument; usage: liteboot cert get [--certs DIR] [--verbose] [--hostname HOST] [--port PORT] [--config FILE] [--wire cbor|json] [-o,--output FILE] <serial>\n'],
+      [empty, ['cert', 'get'], 2, 'liteboot: missing argument; usage: liteboot cert get [--certs DIR] [--verbose] [--hostname HOST] [--port PORT] [--config FILE] [--wire cbor|json] [-o,--output FILE] [--json] <serial>\n'],
       [empty, ['cert', 'status'], 2, 'liteboot: give one or more serials (or - to read them from standard input)\n'],
     ];
     for (const [cwd, args, code, line] of cases) {

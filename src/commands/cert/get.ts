@@ -13,11 +13,13 @@ export class CertGetCommand extends ClientCommand {
     examples: [
       ['Print a certificate', '$0 cert get 1795721654822870144 --hostname localhost'],
       ['Save it', '$0 cert get 1795721654822870144 -o device.crt'],
+      ['For a script', "$0 cert get 1795721654822870144 --json | jq -r .certificate"],
     ],
   });
 
   serial = Option.String({ name: 'serial' });
   output = Option.String('-o,--output', { description: 'Write the PEM to this file instead of standard output' });
+  json = Option.Boolean('--json', false, { description: 'Print {"serial","certificate"} (with -o: {"serial","file"})' });
 
   protected async run(): Promise<number> {
     const serial = serialArg(this.serial);
@@ -31,7 +33,9 @@ export class CertGetCommand extends ClientCommand {
         } catch (e) {
           throw new LitebootError('FILE_UNREADABLE', fsErrorMessage(e, this.output, 'write') ?? `cannot write ${this.output}`, { cause: e });
         }
-      } else this.context.stdout.write(r.pem);
+        if (this.json) this.printJson({ serial, file: this.output });
+      } else if (this.json) this.printJson({ serial, certificate: r.pem });
+      else this.context.stdout.write(r.pem);
       return 0;
     } finally {
       client.close();
