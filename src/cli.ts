@@ -39,6 +39,8 @@ export const MANIFEST: Record<string, Loader> = {
   'audit verify': async () => (await import('./commands/audit/verify.js')).AuditVerifyCommand,
   'audit show': async () => (await import('./commands/audit/show.js')).AuditShowCommand,
   'db backup': async () => (await import('./commands/db/backup.js')).DbBackupCommand,
+  'db copy': async () => (await import('./commands/db/copy.js')).DbCopyCommand,
+  'db migrate': async () => (await import('./commands/db/migrate.js')).DbMigrateCommand,
   status: async () => (await import('./commands/status.js')).StatusCommand,
   // tools
   inspect: async () => (await import('./commands/inspect.js')).InspectCommand,
