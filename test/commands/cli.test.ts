@@ -180,7 +180,7 @@ describe('start-up: a command loads only what it uses (finding 6)', () => {
     for (const args of [['cert', 'status', '1'], ['device', 'status', UUID]]) {
       const urls = loaded([...args, '--hostname', 'localhost', '--port', '1']);
       assert.ok(urls.some((u) => u.endsWith(`/dist/src/commands/${args[0]}/status.js`)), `${args.join(' ')} was traced`);
-      const bad = urls.filter((u) => /sql\.js|prom-client|@peculiar|\/src\/store\/|\/src\/server\/|\/src\/metrics|\/src\/asn1\/certificate|\/src\/ca\/certs-dir|\/commands\/(?!base|client-base|cert\/status|device\/status)/.test(u));
+      const bad = urls.filter((u) => /sql\.js|prom-client|node_modules\/pg|@peculiar|\/src\/store\/|\/src\/server\/|\/src\/metrics|\/src\/asn1\/certificate|\/src\/ca\/certs-dir|\/commands\/(?!base|client-base|cert\/status|device\/status)/.test(u));
       assert.deepEqual(bad, [], args.join(' '));
     }
   });
@@ -203,6 +203,7 @@ describe('config check (finding 7)', () => {
         '[server]',
         'hostname = "localhost"',
         'port = 2443',
+        'db = "postgres://liteboot:pg-pass-word@127.0.0.1:5432/liteboot"',
         '[cloud]',
         'provider = "webhook"',
         'url = "https://hook:hunter2@hooks.example.net/devices"',
@@ -218,12 +219,13 @@ describe('config check (finding 7)', () => {
     assert.deepEqual(j.problems, []);
     assert.equal(j.configFile, join(t.dir, '.liteboot.toml'));
     assert.equal(j.config.port, 2443);
+    assert.equal((j.config as unknown as { db: string }).db, 'postgres://liteboot:(redacted)@127.0.0.1:5432/liteboot');
     assert.equal(j.config.cloud.url, 'https://hook:(redacted)@hooks.example.net/devices');
     assert.equal(j.config.cloud.secret, '(redacted)');
     assert.equal(j.config.cloud.connectionString, 'HostName=h.azure-devices.net;SharedAccessKeyName=owner;SharedAccessKey=(redacted)');
     const text = liteboot(['config', 'check'], { cwd: t.dir, env: { HOME: t.dir, LITEBOOT_WEBHOOK_SECRET: 'from-env' } });
     assert.equal(text.code, 0);
-    for (const secret of ['hunter2', 's3cr3t', 'c2VjcmV0a2V5', 'from-env']) assert.ok(!(text.stdout + text.stderr + r.stdout).includes(secret), secret);
+    for (const secret of ['hunter2', 's3cr3t', 'c2VjcmV0a2V5', 'from-env', 'pg-pass-word']) assert.ok(!(text.stdout + text.stderr + r.stdout).includes(secret), secret);
     assert.match(text.stdout, /^ {2}port = 2443$/m);
     assert.match(text.stdout, /\nok\n$/);
   });

@@ -69,14 +69,14 @@ export class ConfigCheckCommand extends BaseCommand {
   });
 
   config = Option.String('--config', { description: 'Configuration file (default: ./.liteboot.toml, then ~/.liteboot.toml)' });
-  db = Option.String('--db', 'CADB.db', { description: 'The database' });
+  db = Option.String('--db', { description: 'The database: a path or postgres:// URL, as for server start (default: [server] db, $LITEBOOT_DB, then CADB.db)' });
   json = Option.Boolean('--json', false, { description: 'Print JSON' });
 
   protected async run(): Promise<number> {
     const problems: string[] = [];
     let cfg: ServerConfig | undefined;
     try {
-      cfg = loadServerConfig({ configPath: this.config, cwd: process.cwd(), home: homedir(), env: process.env, flags: {}, certsDir: resolve(this.certs), dbPath: resolve(this.db) });
+      cfg = loadServerConfig({ configPath: this.config, cwd: process.cwd(), home: homedir(), env: process.env, flags: this.db !== undefined ? { db: this.db } : {}, certsDir: resolve(this.certs) });
     } catch (e) {
       if (!isLitebootError(e)) throw e;
       problems.push(this.withLine(e.message));
