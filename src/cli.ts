@@ -54,12 +54,13 @@ export const MANIFEST: Record<string, Loader> = {
  */
 const PLACEHOLDERS: Record<string, string> = {
   '--count': 'N', '--concurrency': 'N', '--days': 'N', '--retries': 'N',
-  '--certs': 'DIR', '--config': 'FILE', '--db': 'FILE', '--file': 'FILE', '--output': 'FILE', '--der': 'FILE',
+  '--certs': 'DIR', '--config': 'FILE', '--db': 'PATH|URL', '--from': 'PATH|URL', '--to': 'PATH|URL', '--file': 'FILE', '--output': 'FILE', '--der': 'FILE',
   '--password-file': 'FILE', '--cert': 'FILE', '--input': 'FILE', '--audit-log': 'FILE', '--crl-file': 'FILE',
   '--hostname': 'HOST', '--listen': 'ADDRESS', '--metrics-listen': 'HOST:PORT', '--mport': 'PORT', '--http-port': 'PORT',
   '--operator': 'NAME', '--name': 'NAME', '--device': 'UUID', '--serial': 'SERIAL', '--san': 'NAME',
   '--wire': 'cbor|json', '--reason': 'REASON', '--response': 'KIND', '--format': 'FORMAT', '--key-type': 'TYPE',
-  '--org': 'ORG', '--ou': 'OU', '--cn': 'CN', '--expiring': 'DAYS',
+  '--org': 'ORG', '--ou': 'OU', '--cn': 'CN', '--expiring': 'DAYS', '--hubname': 'NAME', '--resourcegroup': 'NAME',
+  '--mqttport': 'PORT', '--log-format': 'text|json', '--log-level': 'LEVEL',
 };
 
 export function placeholder(names: string[]): string {

@@ -18,6 +18,8 @@ interface CommandInfo {
   options: string[];
   /** Option names that take a value, with the value's placeholder. */
   valued: Map<string, string>;
+  /** Short name to long name (`-o` to `--output`). */
+  longOf: Map<string, string>;
 }
 
 /** Reads the registered commands from clipanion's definitions (usage lines with our placeholders). */
@@ -29,14 +31,17 @@ function commandInfos(defs: { path: string; usage: string; options: { definition
     const definitions = [...d.options.map((o) => o.definition), ...[...d.usage.matchAll(/[[<](-[^\]>]+)[\]>]/g)].map((m) => m[1]!)];
     const options = new Set<string>(['--help']);
     const valued = new Map<string, string>();
+    const longOf = new Map<string, string>();
     for (const def of definitions) {
       const [names, value] = def.split(' ');
+      const long = names!.split(',').find((n) => n.startsWith('--'));
       for (const n of names!.split(',')) {
+        if (long && n !== long) longOf.set(n, long);
         options.add(n);
         if (value !== undefined) valued.set(n, value);
       }
     }
-    infos.push({ path, options: [...options].sort(), valued });
+    infos.push({ path, options: [...options].sort(), valued, longOf });
   }
   return infos.sort((a, b) => a.path.localeCompare(b.path));
 }
@@ -52,8 +57,9 @@ export function bashScript(infos: CommandInfo[]): string {
     top.add(w0!);
     if (w1 !== undefined) groups.set(w0!, [...(groups.get(w0!) ?? []), w1]);
   }
-  const valueNames = new Set<string>();
-  for (const i of infos) for (const n of i.valued.keys()) valueNames.add(n);
+  // A placeholder that lists its values (`cbor|json`) completes to them, unless VALUES says more.
+  const listed = new Map<string, string[]>(Object.entries(VALUES));
+  for (const i of infos) for (const [n, ph] of i.valued) if (/^[a-z0-9-]+(\|[a-z0-9-]+)+$/.test(ph) && !listed.has(n)) listed.set(n, ph.split('|'));
   const lines = [
     '# liteboot completion for bash: eval "$(liteboot completion bash)" (generated from the registered commands)',
     '_liteboot() {',
@@ -75,7 +81,13 @@ export function bashScript(infos: CommandInfo[]): string {
     '  case " $valued " in',
     '    *" $prev "*)',
     '      case $prev in',
-    ...Object.entries(VALUES).map(([n, v]) => `        ${n}) COMPREPLY=($(compgen -W ${q(v.join(' '))} -- "$cur")) ;;`),
+    ...[...new Map(infos.flatMap((i) => [...i.longOf])).entries()].filter(([, long]) => listed.has(long)).map(([short, long]) => `        ${short}) prev=${long} ;;`),
+    '      esac ;;',
+    '  esac',
+    '  case " $valued " in',
+    '    *" $prev "*)',
+    '      case $prev in',
+    ...[...listed].map(([n, v]) => `        ${n}) COMPREPLY=($(compgen -W ${q(v.join(' '))} -- "$cur")) ;;`),
     '        --certs) COMPREPLY=($(compgen -d -- "$cur")) ;;',
     '        *) COMPREPLY=($(compgen -f -- "$cur")) ;;',
     '      esac',

@@ -274,6 +274,8 @@ describe('completion (finding 7)', () => {
     assert.equal(complete(['liteboot', 'cert', 'revoke', '1', '--reason', 'key']), 'keyCompromise');
     assert.equal(complete(['liteboot', 'new-device', '--co']), '--concurrency --config --count');
     assert.equal(complete(['liteboot', 'config', '']), 'check');
+    assert.equal(complete(['liteboot', 'decode-cbor', '-r', 'c']), 'cc cs csr ccs');
+    assert.equal(complete(['liteboot', 'server', 'start', '--log-format', '']), 'text json');
   });
 
   test('zsh: the same script behind bashcompinit; an unknown shell is a usage mistake', () => {
