@@ -166,6 +166,8 @@ function resolveCommand(argv: string[]): Resolution {
   const [w0, w1] = argv;
   // Options before the command (clipanion allows them), no command at all, or --help: load everything.
   if (w0 === undefined || w0.startsWith('-')) return { kind: 'all' };
+  // `liteboot help [command...]` as git and step have it.
+  if (w0 === 'help') return w1 === undefined ? { kind: 'all' } : resolveCommand([...argv.slice(1), '--help']);
   if (w1 !== undefined && !w1.startsWith('-') && MANIFEST[`${w0} ${w1}`]) return { kind: 'command', path: `${w0} ${w1}` };
   if (MANIFEST[w0]) return { kind: 'command', path: w0 };
   if (Object.keys(MANIFEST).some((p) => p.startsWith(`${w0} `))) {
@@ -211,6 +213,7 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const r = resolveCommand(argv);
+  if (argv[0] === 'help') argv = argv.length === 1 ? ['--help'] : [...argv.slice(1), '--help'];
   if (r.kind === 'unknown') {
     // `devcie list`: two words may be a mistyped two-word command; else the first word alone.
     const [w0, w1] = argv;
