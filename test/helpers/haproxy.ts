@@ -23,7 +23,7 @@ export interface HaproxyBackend {
 export function haproxyConfig(o: { bind: string; backends: readonly HaproxyBackend[] }): string {
   return `global
     log stderr format raw local0 info
-    maxconn 20000
+    maxconn 4096
 
 defaults
     mode tcp
