@@ -142,6 +142,10 @@ export interface MigrationResult {
 export async function migrate(pool: pg.Pool, log: (m: string) => void = () => {}): Promise<MigrationResult> {
   const client = await pool.connect();
   let broken: Error | undefined;
+  const onError = (e: Error) => {
+    broken ??= e;
+  };
+  client.on('error', onError);
   try {
     // The wait for another server's migration is not a slow statement.
     await client.query('SET statement_timeout = 0');
@@ -173,6 +177,7 @@ export async function migrate(pool: pg.Pool, log: (m: string) => void = () => {}
       });
     }
   } finally {
+    client.off('error', onError);
     client.release(broken ?? false);
   }
 }

@@ -179,6 +179,8 @@ export class PgStore implements Store {
   private listening: Promise<void> | undefined;
   private relisten: NodeJS.Timeout | undefined;
   private relistenDelay = 100;
+  /** Resolved while the LISTEN connection is up; replaced when it is lost. */
+  private up = deferred();
 
   private constructor(
     private readonly pool: pg.Pool,
@@ -279,8 +281,8 @@ export class PgStore implements Store {
       throw this.fault(e);
     }
     let broken: unknown;
-    // pg-pool listens for a checked-out client's errors no more: a connection that dies between two
-    // statements (PostgreSQL restarting) would be an unhandled 'error' event and end the process.
+    // A connection lost between two statements is reported as an event on the client: without a
+    // listener it would be an uncaught exception; the next statement fails and says so anyway.
     const onError = (e: Error) => {
       broken ??= e;
     };
@@ -405,6 +407,11 @@ export class PgStore implements Store {
     };
   }
 
+  /** Resolves once the LISTEN connection is up (after watch()): a revocation committed from then on wakes the watchers. */
+  watching(): Promise<void> {
+    return this.up.promise;
+  }
+
   private notify(): void {
     for (const w of this.watchers) {
       try {
@@ -422,6 +429,7 @@ export class PgStore implements Store {
     const lost = (e?: Error) => {
       if (this.listener !== client) return;
       this.listener = undefined;
+      this.up = deferred();
       client.removeAllListeners('notification');
       client.end().catch(() => {});
       if (this.closed) return;
@@ -436,8 +444,10 @@ export class PgStore implements Store {
       try {
         await client.connect();
         await client.query(`LISTEN ${CHANGES_CHANNEL}`);
+        if (this.listener !== client) return;
         if (this.relistenDelay > 100) this.notify(); // reconnected: catch up on what passed meanwhile
         this.relistenDelay = 100;
+        this.up.resolve();
       } catch (e) {
         if (this.listener === client) lost(e as Error);
       } finally {
@@ -560,7 +570,7 @@ export class PgStore implements Store {
     const r = await this.w<{ id: string; reg_next_at: string }>(
       `WITH due AS (
          SELECT id FROM devices
-         WHERE reg_state = 'pending' AND reg_next_at <= $1 AND (lease_owner IS NULL OR lease_owner = $3 OR lease_until <= $1)
+         WHERE reg_state = 'pending' AND reg_next_at <= $1 AND (lease_until IS NULL OR lease_until <= $1)
          ORDER BY reg_next_at LIMIT $2 FOR UPDATE SKIP LOCKED)
        UPDATE devices d SET lease_owner = $3, lease_until = $4 FROM due WHERE d.id = due.id RETURNING d.id, d.reg_next_at`,
       [String(now), limit, owner, String(now + leaseMs)],
@@ -609,12 +619,19 @@ export class PgStore implements Store {
     this.closed = true;
     if (this.relisten) clearTimeout(this.relisten);
     this.watchers.clear();
+    this.up.resolve(); // nobody waits for a LISTEN that will not come
     await this.listening;
     const l = this.listener;
     this.listener = undefined;
     await l?.end().catch(() => {});
     await this.pool.end();
   }
+}
+
+function deferred(): { promise: Promise<void>; resolve: () => void } {
+  let resolve!: () => void;
+  const promise = new Promise<void>((r) => (resolve = r));
+  return { promise, resolve };
 }
 
 interface FeedRow {

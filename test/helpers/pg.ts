@@ -23,8 +23,11 @@ export interface PgCluster {
   stop(): Promise<void>;
   /** Fast shutdown and start again on the same port and data directory (for fault tests). */
   restart(): Promise<void>;
-  /** Stops the postmaster without starting it again (restart's first half, for outage tests). */
-  halt(): Promise<void>;
+  /**
+   * Stops the postmaster without starting it again (restart's first half, for outage tests).
+   * SIGINT: fast shutdown; SIGQUIT: immediate shutdown, no checkpoint (crash recovery at resume()).
+   */
+  halt(signal?: 'SIGINT' | 'SIGQUIT'): Promise<void>;
   /** Starts it again after halt(). */
   resume(): Promise<void>;
   /** A fresh empty database on this cluster; returns its URL. */
@@ -140,9 +143,9 @@ export async function startPostgres(): Promise<PgCluster> {
     });
   };
 
-  const halt = async () => {
+  const halt = async (signal: 'SIGINT' | 'SIGQUIT' = 'SIGINT') => {
     if (!child || child.exitCode !== null || child.signalCode !== null) return;
-    process.kill(child.pid!, 'SIGINT'); // fast shutdown: rolls back open transactions, checkpoints
+    process.kill(child.pid!, signal); // SIGINT, fast shutdown: rolls back open transactions, checkpoints
     await exited;
   };
 
@@ -158,11 +161,11 @@ export async function startPostgres(): Promise<PgCluster> {
       return child!.pid!;
     },
     async stop() {
-      await halt();
+      await halt('SIGINT');
       rmSync(dir, { recursive: true, force: true });
     },
     async restart() {
-      await halt();
+      await halt('SIGINT');
       await launch();
     },
     halt,
