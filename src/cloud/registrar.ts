@@ -100,8 +100,8 @@ export class Registrar {
     try {
       const free = this.o.cfg.concurrency - this.inFlight.size;
       if (free > 0) {
-        // Devices in flight here are leased to this owner and come back (their lease renewed) until
-        // their outcome is recorded: ask for them too, and skip them.
+        // Devices in flight here are leased to this owner and come back until their outcome is
+        // recorded (each poll renews their lease, so a slow attempt keeps it): ask for them too, and skip them.
         const due = (await this.o.store.claimRegistrations(this.clock(), free + this.inFlight.size, this.owner, this.leaseMs)).filter((id) => !this.inFlight.has(id)).slice(0, free);
         for (const id of due) {
           const p = this.attempt(id).finally(() => this.attempts.delete(p));
