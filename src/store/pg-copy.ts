@@ -158,8 +158,9 @@ export async function dumpPg(url: string): Promise<Dump> {
     // Serials and ms times as text: whatever int8 parser the process installed, none is rounded.
     const certs = await c.query(
       `SELECT id, name, serial::text AS serial, keyid, cert, expiry, valid, revoked_at::text AS revoked_at, revoke_reason,
-              to_char(not_before AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') AS not_before,
-              to_char(not_after AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') AS not_after, issued_by, issued_at::text AS issued_at
+              -- the form CADB.db keeps (the store's sqlTime: ms, UTC)
+              to_char(not_before AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.MS') || '+00:00' AS not_before,
+              to_char(not_after AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.MS') || '+00:00' AS not_after, issued_by, issued_at::text AS issued_at
        FROM certs ORDER BY seq`,
     );
     const devices = await c.query(

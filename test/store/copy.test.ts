@@ -77,6 +77,18 @@ describe('liteboot db copy: a Go CADB.db moved into PostgreSQL', { skip }, () =>
     assert.match(f.stdout, /^source .*: 4 certificates \(1 revocations\), 4 devices, .*; checksum ([0-9a-f]{64})\ntarget .*; checksum \1\n/);
     assert.match(f.stdout, /both sides are equal\n$/);
     assert.equal(psql(url, 'SELECT count(*) FROM certs'), '4', '--force replaced the rows, it did not add to them');
+
+    // And back: PostgreSQL into a new CADB.db, the same checksum as the Go file's.
+    const back = liteboot(['db', 'copy', '--from', url, '--to', 'back.db', '--json'], { cwd: t.dir });
+    assert.equal(back.code, 0, back.stderr);
+    const b = JSON.parse(back.stdout) as CopyJson;
+    assert.equal(b.equal, true);
+    assert.equal(b.target.checksum, out.source.checksum);
+    const rows = run('sqlite3', [join(t.dir, 'back.db'), 'SELECT CAST(serial AS TEXT) || \'|\' || valid FROM certs ORDER BY serial'], { encoding: 'utf8' });
+    assert.equal(rows.stdout.trim(), GO.map(([, s, v]) => `${s}|${v}`).sort().join('\n'), 'sqlite3 reads the exact serials back');
+    const over = liteboot(['db', 'copy', '--from', url, '--to', 'back.db'], { cwd: t.dir });
+    assert.equal(over.code, 1);
+    assert.match(over.stderr, /^liteboot: refusing to overwrite .*back\.db\n$/);
   });
 
   test('a server on the copy answers cs, ds and cc with the same bytes as a sql.js server on the Go file', async () => {
@@ -158,5 +170,21 @@ describe('liteboot db copy: a Go CADB.db moved into PostgreSQL', { skip }, () =>
     const env = liteboot(['db', 'migrate'], { cwd: t.dir, env: { LITEBOOT_DB: fresh } });
     assert.equal(env.code, 0, env.stderr);
     assert.match(env.stdout, /schema version liteboot-2/);
+    // [server] db in .liteboot.toml, over $LITEBOOT_DB; --db over both.
+    const c = tempDir('liteboot-migrate-');
+    try {
+      writeFileSync(join(c.dir, '.liteboot.toml'), `[server]\ndb = "${fresh}"\n`);
+      const toml = liteboot(['db', 'migrate', '--json'], { cwd: c.dir, env: { LITEBOOT_DB: 'postgres://nobody@127.0.0.1:1/none' } });
+      assert.equal(toml.code, 0, toml.stderr);
+      assert.equal((JSON.parse(toml.stdout) as { db: string }).db, fresh.replace(`:${pg.password}@`, ':***@'));
+      const flag = liteboot(['db', 'migrate', '--db', 'postgres://nobody@127.0.0.1:1/none'], { cwd: c.dir });
+      assert.equal(flag.code, 1);
+      assert.match(flag.stderr, /^liteboot: cannot reach the PostgreSQL database postgres:\/\/nobody@127\.0\.0\.1:1\/none: ECONNREFUSED\n$/);
+      const path = liteboot(['db', 'migrate', '--db', 'missing.db'], { cwd: c.dir });
+      assert.equal(path.code, 1);
+      assert.match(path.stderr, /^liteboot: no database at .*\/missing\.db /, 'a path resolves against the current directory, as before');
+    } finally {
+      c.cleanup();
+    }
   });
 });
