@@ -74,12 +74,17 @@ export async function copyIntoPg(url: string, dump: Dump, o: { force: boolean })
     await c.query('BEGIN');
     // Nobody else writes while we look and copy (a server started on it meanwhile waits).
     await c.query('LOCK TABLE certs, devices, credentials, allowed_devices IN EXCLUSIVE MODE');
-    const held = await c.query<{ n: string }>(
-      `SELECT ((SELECT count(*) FROM certs) + (SELECT count(*) FROM devices) + (SELECT count(*) FROM credentials) + (SELECT count(*) FROM allowed_devices))::text AS n`,
+    const held = await c.query<{ certs: string; devices: string; credentials: string; allowed: string }>(
+      `SELECT (SELECT count(*) FROM certs)::text AS certs, (SELECT count(*) FROM devices)::text AS devices,
+              (SELECT count(*) FROM credentials)::text AS credentials, (SELECT count(*) FROM allowed_devices)::text AS allowed`,
     );
-    const n = Number(held.rows[0]!.n);
+    const h = held.rows[0]!;
+    const n = Number(h.certs) + Number(h.devices) + Number(h.credentials) + Number(h.allowed);
     if (n > 0 && !o.force) {
-      throw new LitebootError('FILE_EXISTS', `${safe(url)} already holds ${n} rows (certificates, devices, credentials, allowlist); refusing to copy into it (--force replaces them)`);
+      throw new LitebootError(
+        'FILE_EXISTS',
+        `${safe(url)} is not empty (${h.certs} certificates, ${h.devices} devices, ${h.credentials} credentials, ${h.allowed} allowlist entries); refusing to copy into it (--force replaces them)`,
+      );
     }
     if (n > 0) await c.query('TRUNCATE certs, devices, credentials, allowed_devices');
     await inBatches(dump.devices, (b) =>

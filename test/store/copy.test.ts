@@ -68,7 +68,7 @@ describe('liteboot db copy: a Go CADB.db moved into PostgreSQL', { skip }, () =>
     const again = liteboot(['db', 'copy', '--from', 'CADB.db', '--to', url], { cwd: t.dir });
     assert.equal(again.code, 1);
     assert.equal(again.stdout, '');
-    assert.match(again.stderr, /^liteboot: postgres:\/\/liteboot:\*\*\*@127\.0\.0\.1:\d+\/\w+ already holds 8 rows .*--force replaces them\)\n$/);
+    assert.match(again.stderr, /^liteboot: postgres:\/\/liteboot:\*\*\*@127\.0\.0\.1:\d+\/\w+ is not empty \(4 certificates, 4 devices, 0 credentials, 0 allowlist entries\); refusing to copy into it \(--force replaces them\)\n$/);
     assert.doesNotMatch(again.stderr, new RegExp(pg.password), 'never the password');
     assert.equal(psql(url, 'SELECT count(*) FROM certs'), '4', 'nothing changed');
 
