@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import { openStoreAt } from '../../src/store/open.js';
 import { PgStore } from '../../src/store/pg-store.js';
 import type { Store } from '../../src/store/types.js';
 import { pgUnavailable, startPostgres, type PgCluster } from '../helpers/pg.js';
-import { run } from '../helpers/run.js';
+import { ROOT, run } from '../helpers/run.js';
 import { freePort } from '../helpers/server.js';
 import { cert, storeContract } from './contract.js';
 
@@ -220,5 +221,59 @@ describe('PgStore on a real PostgreSQL', { skip }, () => {
     } finally {
       pg.types.setTypeParser(20, (v: string) => v);
     }
+  });
+});
+
+describe('TLS to the database, as libpq reads the URL', { skip }, () => {
+  let c: PgCluster;
+  before(async () => {
+    c = await startPostgres({ tls: true });
+  });
+  after(async () => {
+    await c?.stop();
+  });
+  /** Whether this store's own connections are encrypted (pg_stat_ssl of the backends named liteboot). */
+  const encrypted = async (s: Store) => {
+    await s.stats(); // at least one connection of ours is up
+    const r = psql(c.url, "SELECT bool_and(s.ssl) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.application_name = 'liteboot'");
+    return r;
+  };
+
+  test('sslmode=verify-full with sslrootcert: verified and encrypted; a wrong CA is refused in one line', async () => {
+    const url = new URL(await c.createDatabase());
+    url.searchParams.set('sslmode', 'verify-full');
+    url.searchParams.set('sslrootcert', c.caFile!);
+    const s = await openStoreAt(url.href);
+    assert.equal(await encrypted(s), 't');
+    await s.close();
+    url.searchParams.set('sslrootcert', join(ROOT, 'test', 'fixtures', 'go-liteboot-small', 'certs', 'CA.crt'));
+    await assert.rejects(openStoreAt(url.href), (e: Error & { code?: string }) => {
+      assert.match(e.message, /127\.0\.0\.1:\d+\//);
+      assert.doesNotMatch(e.message, /\n/);
+      assert.doesNotMatch(e.message, new RegExp(c.password));
+      return true;
+    });
+    url.searchParams.set('sslrootcert', join(c.caFile!, '..', 'missing.crt'));
+    await assert.rejects(openStoreAt(url.href), (e: Error & { code?: string }) => e.code === 'BAD_CONFIG' && /no such file/.test(e.message));
+  });
+
+  test('sslmode=require encrypts without verifying (libpq), also from PGSSLMODE', async () => {
+    const url = new URL(await c.createDatabase());
+    url.searchParams.set('sslmode', 'require');
+    const s = await openStoreAt(url.href);
+    assert.equal(await encrypted(s), 't');
+    await s.close();
+    const other = await c.createDatabase();
+    process.env.PGSSLMODE = 'require';
+    try {
+      const e = await openStoreAt(other);
+      assert.equal(await encrypted(e), 't');
+      await e.close();
+    } finally {
+      delete process.env.PGSSLMODE;
+    }
+    const plain = await openStoreAt(await c.createDatabase());
+    assert.equal(await encrypted(plain), 'f', 'without sslmode: as the server allows, here plain');
+    await plain.close();
   });
 });
