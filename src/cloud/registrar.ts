@@ -100,9 +100,9 @@ export class Registrar {
     try {
       const free = this.o.cfg.concurrency - this.inFlight.size;
       if (free > 0) {
-        // Devices in flight here are leased to this owner and come back until their outcome is
-        // recorded (each poll renews their lease, so a slow attempt keeps it): ask for them too, and skip them.
-        const due = (await this.o.store.claimRegistrations(this.clock(), free + this.inFlight.size, this.owner, this.leaseMs)).filter((id) => !this.inFlight.has(id)).slice(0, free);
+        // A leased device is not handed out again (devices in flight here hold leases), so ask for
+        // exactly the free slots: a claimed device left unattempted would wait out its lease.
+        const due = (await this.o.store.claimRegistrations(this.clock(), free, this.owner, this.leaseMs)).filter((id) => !this.inFlight.has(id));
         for (const id of due) {
           const p = this.attempt(id).finally(() => this.attempts.delete(p));
           this.attempts.add(p);

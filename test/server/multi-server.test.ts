@@ -243,7 +243,8 @@ describe('two servers on one PostgreSQL', { skip }, () => {
       [pair.a, pair.b].map((s) => until(`${s === pair.a ? 'A' : 'B'}'s check listener to refuse`, async () => (await checkVerdict(s, d.who, pair.root)) === 'REFUSED certificate revoked', RESYNC_MS * 3)),
     );
     t.diagnostic(`both check listeners refused ${Date.now() - t0} ms after the silent revocation (resync every ${RESYNC_MS} ms)`);
-    assert.ok((await crlOf(pair.b, pair.root)).text.includes(`Serial Number: ${hex(d.serial)}`));
+    // The CRL is rebuilt right after the set is updated.
+    await until("B's CRL to list it", async () => (await crlOf(pair.b, pair.root)).text.includes(`Serial Number: ${hex(d.serial)}`), 5000);
   });
 
   it('kill -9 of A under load: every certificate any client received from A is valid on B (cs Status 1)', async () => {
@@ -329,5 +330,37 @@ describe('two servers on one PostgreSQL: a registration lease outlives its serve
     } finally {
       await store.close();
     }
+  });
+});
+
+describe('two servers on one PostgreSQL: the enrolment allowlist', { skip }, () => {
+  let cluster: PgCluster;
+  let pair: Pair;
+
+  before(async () => {
+    cluster = await startPostgres();
+    pair = await startPair({ db: await cluster.createDatabase(), toml: 'enrolment = "allowlist"' });
+  });
+  after(async () => {
+    await pair?.stop();
+    await cluster?.stop();
+  });
+
+  const change = async (s: TestServer, what: 'Allow' | 'Disallow', id: string) => {
+    const r = await httpsRequest(s, tlsFiles(pair.root, identity(pair.root, 'OPERATOR-alice')), 'POST', '/api/v1/allowlist', { headers: { 'Content-Type': 'application/json' }, body: Buffer.from(`{"${what}":["${id}"]}`) });
+    assert.equal(r.status, 200, r.body.toString());
+  };
+
+  it('an id allowed on A enrols on B at once; one disallowed on B is refused by A at once', async () => {
+    const x = randomUUID();
+    assert.equal((await enrolOn(pair.b, pair.root, x)).status, 403, 'not on the list yet');
+    await change(pair.a, 'Allow', x);
+    assert.equal((await enrolOn(pair.b, pair.root, x)).status, 200);
+    const y = randomUUID();
+    await change(pair.b, 'Allow', y);
+    await change(pair.b, 'Disallow', y);
+    const r = await enrolOn(pair.a, pair.root, y);
+    assert.equal(r.status, 403);
+    assert.match(r.body.toString(), /device not expected/);
   });
 });
