@@ -91,6 +91,7 @@ describe('liteboot db copy: a Go CADB.db moved into PostgreSQL', { skip }, () =>
     assert.match(over.stderr, /^liteboot: refusing to overwrite .*back\.db\n$/);
   });
 
+  // Runs on the copy the test above made (the tests of a describe run in order).
   test('a server on the copy answers cs, ds and cc with the same bytes as a sql.js server on the Go file', async () => {
     // A fresh CA signs the TLS credentials (the fixture CA's validity window must not matter); both
     // servers share it, and serve the Go rows as they are: one from CADB.db, one from PostgreSQL.
@@ -101,6 +102,8 @@ describe('liteboot db copy: a Go CADB.db moved into PostgreSQL', { skip }, () =>
       cpSync(join(file.dir, 'certs'), join(pgDir.dir, 'certs'), { recursive: true });
       writeFileSync(join(pgDir.dir, '.liteboot.toml'), `[server]\nhubname = "test-hub"\nmqttport = 8883\n`);
       onPg = await spawnServer(pgDir.dir, pgDir.cleanup, ['--db', url]);
+      assert.match(onPg.stdout(), /, database postgres:\/\/liteboot:\*\*\*@127\.0\.0\.1:\d+\/\w+[,)]/, 'the start line names the database without its password');
+      assert.ok(!onPg.stdout().includes(pg.password) && !onPg.stderr().includes(pg.password), 'never the password');
       const tls = tlsFiles(file.dir, identity(file.dir, 'BOOTSTRAP'));
       const agents = [new Agent({ keepAlive: true, maxSockets: 1 }), new Agent({ keepAlive: true, maxSockets: 1 })];
       const ask = async (path: string, format: 'json' | 'cbor') => {
