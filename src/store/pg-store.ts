@@ -268,13 +268,13 @@ export class PgStore implements Store {
       else await migrate(pool, log);
     } catch (e) {
       await pool.end().catch(() => {});
-      throw store.fault(e, 'cannot open');
+      throw pgFault(e, where, true);
     }
     return store;
   }
 
-  private fault(e: unknown, doing = 'query'): Error {
-    return pgFault(e, this.where, doing === 'cannot open');
+  private fault(e: unknown): Error {
+    return pgFault(e, this.where);
   }
 
   /** A named prepared statement per text: parsed once per connection. */
