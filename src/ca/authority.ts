@@ -138,7 +138,18 @@ export class Authority {
   /** Follows the other servers' revocations: the store's notifications, and a resync every `resyncMs` in case one was missed. */
   follow(resyncMs = RESYNC_MS): void {
     if (this.unwatch) return;
-    const sync = () => void this.sync().catch((e: Error) => this.o.warn?.(`revocations: cannot read the store's revocation feed: ${e.message} (retrying in ${resyncMs / 1000} s)`));
+    let failing = false; // one line when the feed fails, one when it answers again (not one per resync)
+    const sync = () =>
+      void this.sync().then(
+        () => {
+          if (failing) this.o.warn?.('revocations: the store\'s revocation feed answers again; caught up');
+          failing = false;
+        },
+        (e: Error) => {
+          if (!failing) this.o.warn?.(`revocations: cannot read the store's revocation feed: ${e.message} (trying again every ${resyncMs / 1000} s; revocations made on other servers meanwhile are not yet enforced here)`);
+          failing = true;
+        },
+      );
     this.unwatch = this.o.store.watch(sync);
     this.resyncTimer = setInterval(sync, resyncMs);
     this.resyncTimer.unref();

@@ -39,8 +39,9 @@ export interface CrlPublisherOptions {
 export const CRL_NUMBER_SETTING = 'liteboot.crlNumber';
 
 /**
- * Keeps this process's current CRL (each server builds its own, from the store's revocation feed). Entries are kept encoded and added as revocations happen, so
- * a rebuild costs one concatenation and one signature, not a scan of the database. Rebuilds are
+ * Keeps this process's current CRL (each server on a shared store builds its own, numbered from
+ * the store's one counter). Entries are kept encoded and added as revocations happen, so a
+ * rebuild costs one concatenation and one signature, not a scan of the database. Rebuilds are
  * coalesced: revocations arriving while one runs share the next.
  */
 export class CrlPublisher {

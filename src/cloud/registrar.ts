@@ -100,9 +100,9 @@ export class Registrar {
     try {
       const free = this.o.cfg.concurrency - this.inFlight.size;
       if (free > 0) {
-        // Devices in flight here are leased to this owner and come back (their lease renewed) until
-        // their outcome is recorded: ask for them too, and skip them.
-        const due = (await this.o.store.claimRegistrations(this.clock(), free + this.inFlight.size, this.owner, this.leaseMs)).filter((id) => !this.inFlight.has(id)).slice(0, free);
+        // A leased device is not handed out again (devices in flight here hold leases), so ask for
+        // exactly the free slots: a claimed device left unattempted would wait out its lease.
+        const due = (await this.o.store.claimRegistrations(this.clock(), free, this.owner, this.leaseMs)).filter((id) => !this.inFlight.has(id));
         for (const id of due) {
           const p = this.attempt(id).finally(() => this.attempts.delete(p));
           this.attempts.add(p);
@@ -174,7 +174,9 @@ export class Registrar {
     for (const id of devices) {
       const reg = await this.o.store.registration(id);
       if (!reg || reg.status === 'registered') continue;
-      await this.o.store.setRegistration(id, { ...reg, status: 'pending', nextAttemptAt: this.clock(), updatedAt: this.clock() });
+      // Due already: nothing to hurry, and writing would end the lease of a server working on it.
+      const due = reg.status === 'pending' && (reg.nextAttemptAt ?? 0) <= this.clock();
+      if (!due) await this.o.store.setRegistration(id, { ...reg, status: 'pending', nextAttemptAt: this.clock(), updatedAt: this.clock() });
       n++;
     }
     this.schedule(0);

@@ -3,13 +3,15 @@
  * keeps it (the original's text dates, ms-since-epoch integers, serials as decimal strings), so
  * a copy can be compared with its source row for row. Read from CADB.db (a liteboot or Go file,
  * its journal applied and migrated in memory, the file untouched) and written to PostgreSQL by
- * pg-copy.ts.
+ * pg-copy.ts; or read from PostgreSQL (pg-copy.ts) and written as a new CADB.db here.
  */
-import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createHash, randomUUID } from 'node:crypto';
+import { closeSync, fsyncSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import initSqlJs, { type Database, type SqlValue } from 'sql.js';
+import { DB_FILE_MODE, fsyncDir } from './journal.js';
+import { createBaseSchema, MIGRATIONS, runMigrations } from './schema.js';
 import { openStore } from './sqljs-store.js';
 
 export interface CertRow {
@@ -200,5 +202,56 @@ export async function dumpSqlite(path: string): Promise<Dump> {
     }
   } finally {
     rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Writes `dump` as a new CADB.db at `path` (schema liteboot-2, 0600, written aside, synced and
+ * renamed): the way back from PostgreSQL to one server. The caller makes sure `path` is free.
+ */
+export async function writeSqlite(path: string, dump: Dump): Promise<void> {
+  const SQL = await initSqlJs();
+  const db = new SQL.Database();
+  try {
+    createBaseSchema(db, randomUUID());
+    runMigrations(db, MIGRATIONS);
+    db.run('BEGIN');
+    const insert = (sql: string, rows: SqlValue[][]) => {
+      const st = db.prepare(sql);
+      try {
+        for (const r of rows) st.run(r);
+      } finally {
+        st.free();
+      }
+    };
+    insert(
+      'INSERT INTO devices (id, registered, reg_state, reg_attempts, reg_last_error, reg_next_at, reg_updated_at, enrolled_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+      dump.devices.map((d) => [d.id, d.registered ? 1 : 0, d.regState, d.regAttempts, d.regLastError, d.regNextAt, d.regUpdatedAt, d.enrolledBy]),
+    );
+    // Serials go in as decimal text; the column's affinity stores them as 64-bit integers, as the store does.
+    insert(
+      'INSERT INTO certs (id, name, serial, keyid, cert, expiry, valid, revoked_at, revoke_reason, not_before, not_after, issued_by, issued_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+      dump.certs.map((c) => [c.id, c.name, c.serial, c.keyid, c.cert, c.expiry, c.valid ? 1 : 0, c.revokedAt, c.revokeReason, c.notBefore, c.notAfter, c.issuedBy, c.issuedAt]),
+    );
+    insert(
+      'INSERT INTO credentials (serial, kind, name, cert, recorded_at, valid, revoked_at, revoke_reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+      dump.credentials.map((c) => [c.serial, c.kind, c.name, c.cert, c.recordedAt, c.valid ? 1 : 0, c.revokedAt, c.revokeReason]),
+    );
+    insert('INSERT INTO allowed_devices (id, added_at, added_by) VALUES (?, ?, ?)', dump.allowed.map((a) => [a.id, a.addedAt, a.addedBy]));
+    insert('INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)', dump.settings.filter(([k]) => !LOCAL_SETTINGS.has(k)));
+    db.run('COMMIT');
+    const bytes = db.export();
+    const tmp = `${path}.tmp-${process.pid}`;
+    const fd = openSync(tmp, 'wx', DB_FILE_MODE);
+    try {
+      writeSync(fd, bytes);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, path);
+    fsyncDir(dirname(path));
+  } finally {
+    db.close();
   }
 }

@@ -7,18 +7,20 @@ import pg from 'pg';
 import { LitebootError } from '../errors.js';
 import { LOCAL_SETTINGS, type Dump } from './dump.js';
 import { migrate, type MigrationResult } from './pg-schema.js';
+import { describeDatabase, pgFault, pgPoolConfig } from './pg-store.js';
 
 const BATCH = 5000;
 
-/** A connection failure as one line (never the password); anything else as it came. */
-function unreachable(e: unknown, url: string): unknown {
-  const code = (e as { code?: string }).code ?? '';
-  if (/^(ECONNREFUSED|ECONNRESET|ENOTFOUND|EAI_AGAIN|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|57P0\d|08...)$/.test(code) || /timeout|terminated|Connection terminated/i.test((e as Error).message ?? '')) {
-    return new LitebootError('DB_UNAVAILABLE', `cannot reach the PostgreSQL database ${safe(url)}: ${code || (e as Error).message}`, { cause: e });
-  }
-  if (code === '28P01' || code === '28000') return new LitebootError('DB_UNAVAILABLE', `PostgreSQL refused the login to ${safe(url)}: ${(e as Error).message}`, { cause: e });
-  if (code === '3D000') return new LitebootError('DB_UNAVAILABLE', `${safe(url)}: ${(e as Error).message} (create it first: createdb)`, { cause: e });
-  return e;
+/** A statement of the copy may take a while (5,000 rows; TRUNCATE of a large table); still bounded. */
+const COPY_STATEMENT_MS = 120_000;
+
+/** The store's own connection settings (libpq TLS, int8 as text, bounds) and error lines. */
+function config(url: string): pg.PoolConfig {
+  return pgPoolConfig({ url, poolSize: 1, statementTimeoutMs: COPY_STATEMENT_MS, connectTimeoutMs: 10_000 });
+}
+
+function unreachable(e: unknown, url: string, opening = false): unknown {
+  return pgFault(e, describeDatabase(url), opening);
 }
 
 function safe(url: string): string {
@@ -32,14 +34,14 @@ function safe(url: string): string {
 }
 
 async function connect(url: string): Promise<pg.Client> {
-  const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 10_000 });
+  const c = new pg.Client(config(url));
   // Errors on an idle client (the server went away) surface through the next query instead.
   c.on('error', () => {});
   try {
     await c.connect();
   } catch (e) {
     await c.end().catch(() => {});
-    throw unreachable(e, url);
+    throw unreachable(e, url, true);
   }
   return c;
 }
@@ -50,12 +52,12 @@ async function inBatches<T>(rows: readonly T[], insert: (batch: readonly T[]) =>
 
 /** `db migrate`: the schema created or brought up to date (under the advisory lock servers take too). */
 export async function migratePg(url: string): Promise<MigrationResult> {
-  const pool = new pg.Pool({ connectionString: url, max: 1, connectionTimeoutMillis: 10_000 });
+  const pool = new pg.Pool(config(url));
   pool.on('error', () => {});
   try {
     return await migrate(pool);
   } catch (e) {
-    throw unreachable(e, url);
+    throw unreachable(e, url, true);
   } finally {
     await pool.end().catch(() => {});
   }
@@ -74,12 +76,17 @@ export async function copyIntoPg(url: string, dump: Dump, o: { force: boolean })
     await c.query('BEGIN');
     // Nobody else writes while we look and copy (a server started on it meanwhile waits).
     await c.query('LOCK TABLE certs, devices, credentials, allowed_devices IN EXCLUSIVE MODE');
-    const held = await c.query<{ n: string }>(
-      `SELECT ((SELECT count(*) FROM certs) + (SELECT count(*) FROM devices) + (SELECT count(*) FROM credentials) + (SELECT count(*) FROM allowed_devices))::text AS n`,
+    const held = await c.query<{ certs: string; devices: string; credentials: string; allowed: string }>(
+      `SELECT (SELECT count(*) FROM certs)::text AS certs, (SELECT count(*) FROM devices)::text AS devices,
+              (SELECT count(*) FROM credentials)::text AS credentials, (SELECT count(*) FROM allowed_devices)::text AS allowed`,
     );
-    const n = Number(held.rows[0]!.n);
+    const h = held.rows[0]!;
+    const n = Number(h.certs) + Number(h.devices) + Number(h.credentials) + Number(h.allowed);
     if (n > 0 && !o.force) {
-      throw new LitebootError('FILE_EXISTS', `${safe(url)} already holds ${n} rows (certificates, devices, credentials, allowlist); refusing to copy into it (--force replaces them)`);
+      throw new LitebootError(
+        'FILE_EXISTS',
+        `${safe(url)} is not empty (${h.certs} certificates, ${h.devices} devices, ${h.credentials} credentials, ${h.allowed} allowlist entries); refusing to copy into it (--force replaces them)`,
+      );
     }
     if (n > 0) await c.query('TRUNCATE certs, devices, credentials, allowed_devices');
     await inBatches(dump.devices, (b) =>
@@ -158,8 +165,9 @@ export async function dumpPg(url: string): Promise<Dump> {
     // Serials and ms times as text: whatever int8 parser the process installed, none is rounded.
     const certs = await c.query(
       `SELECT id, name, serial::text AS serial, keyid, cert, expiry, valid, revoked_at::text AS revoked_at, revoke_reason,
-              to_char(not_before AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') AS not_before,
-              to_char(not_after AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') AS not_after, issued_by, issued_at::text AS issued_at
+              -- the form CADB.db keeps (the store's sqlTime: ms, UTC)
+              to_char(not_before AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.MS') || '+00:00' AS not_before,
+              to_char(not_after AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.MS') || '+00:00' AS not_after, issued_by, issued_at::text AS issued_at
        FROM certs ORDER BY seq`,
     );
     const devices = await c.query(

@@ -88,6 +88,26 @@ const MIGRATIONS: readonly PgMigration[] = [
       CREATE TABLE allowed_devices (id text PRIMARY KEY, added_at bigint NOT NULL, added_by text);
       -- the feed starts at 1, so a cursor after a first full read is never the "from the beginning" 0
       INSERT INTO settings (key, value) VALUES ('${REVOCATION_SEQ_KEY}', '1');
+      -- An enrolment in one round trip: with p_bind_at, the key binding check and the insert under
+      -- a per-device advisory lock held to commit, so no two servers bind one id to two keys. In
+      -- READ COMMITTED each statement of a VOLATILE function takes a fresh snapshot: the check,
+      -- after the lock, sees the certificate of whoever held it before us.
+      CREATE FUNCTION liteboot_record_issued(p_id text, p_lower text, p_name text, p_serial bigint, p_keyid bytea, p_cert bytea,
+          p_expiry text, p_nb timestamptz, p_na timestamptz, p_by text, p_at bigint, p_reg text, p_bind_at timestamptz)
+        RETURNS boolean LANGUAGE plpgsql VOLATILE AS $fn$
+      BEGIN
+        IF p_bind_at IS NOT NULL THEN
+          PERFORM pg_advisory_xact_lock(${LOCK_DEVICE}, hashtext(p_lower));
+          IF EXISTS (SELECT 1 FROM certs WHERE lower(id) = p_lower AND valid AND not_after > p_bind_at)
+             AND NOT EXISTS (SELECT 1 FROM certs WHERE lower(id) = p_lower AND valid AND not_after > p_bind_at AND keyid = p_keyid) THEN
+            RETURN false;
+          END IF;
+        END IF;
+        INSERT INTO devices (id, registered, reg_state, reg_next_at, enrolled_by) VALUES (p_id, 0, p_reg, p_at, p_by) ON CONFLICT (id) DO NOTHING;
+        INSERT INTO certs (id, name, serial, keyid, cert, expiry, valid, not_before, not_after, issued_by, issued_at)
+          VALUES (p_id, p_name, p_serial, p_keyid, p_cert, p_expiry, true, p_nb, p_na, p_by, p_at);
+        RETURN true;
+      END $fn$;
     `,
   },
 ];
@@ -142,6 +162,10 @@ export interface MigrationResult {
 export async function migrate(pool: pg.Pool, log: (m: string) => void = () => {}): Promise<MigrationResult> {
   const client = await pool.connect();
   let broken: Error | undefined;
+  const onError = (e: Error) => {
+    broken ??= e;
+  };
+  client.on('error', onError);
   try {
     // The wait for another server's migration is not a slow statement.
     await client.query('SET statement_timeout = 0');
@@ -173,6 +197,7 @@ export async function migrate(pool: pg.Pool, log: (m: string) => void = () => {}
       });
     }
   } finally {
+    client.off('error', onError);
     client.release(broken ?? false);
   }
 }

@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { LitebootError } from '../errors.js';
-import { CHANGES_CHANNEL, checkPgSchema, LOCK_DEVICE, migrate, REVOCATION_SEQ_KEY } from './pg-schema.js';
+import { CHANGES_CHANNEL, checkPgSchema, migrate, REVOCATION_SEQ_KEY } from './pg-schema.js';
 import {
   SerialTakenError,
   type BindingCheck,
@@ -67,6 +67,32 @@ export function describeDatabase(url: string): string {
   return `${host}:${port}/${db}`;
 }
 
+const LIBPQ_SSLMODES = new Set(['disable', 'prefer', 'require', 'verify-ca', 'verify-full']);
+
+/**
+ * The URL with libpq's TLS meaning, as psql reads the same URL: node-postgres by itself treats
+ * sslmode=require and verify-ca as verify-full (and warns); with uselibpqcompat it follows libpq.
+ * PGSSLMODE/PGSSLROOTCERT/PGSSLCERT/PGSSLKEY fill in what the URL leaves out, as in libpq.
+ */
+export function libpqUrl(url: string, env: NodeJS.ProcessEnv = process.env): string {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return url; // node-postgres reports what is wrong with it
+  }
+  const q = u.searchParams;
+  const fill = (param: string, variable: string) => {
+    if (!q.has(param) && env[variable]) q.set(param, env[variable]!);
+  };
+  fill('sslmode', 'PGSSLMODE');
+  fill('sslrootcert', 'PGSSLROOTCERT');
+  fill('sslcert', 'PGSSLCERT');
+  fill('sslkey', 'PGSSLKEY');
+  if (LIBPQ_SSLMODES.has(q.get('sslmode') ?? '') && !q.has('uselibpqcompat')) q.set('uselibpqcompat', 'true');
+  return q.size > 0 || url.includes('?') ? u.href : url;
+}
+
 /** SQLSTATEs and socket errors that mean "the database cannot be reached now" (store-additions §7). */
 const UNAVAILABLE = new Set([
   'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'ENOENT',
@@ -91,6 +117,47 @@ function reasonOf(e: unknown): string {
   const err = e as { code?: unknown; message?: unknown };
   const msg = typeof err?.message === 'string' ? err.message : String(e);
   return typeof err?.code === 'string' && !msg.includes(err.code) ? `${err.code}: ${msg}` : msg;
+}
+
+/**
+ * The pool settings every liteboot connection uses: libpq's reading of the URL, int8 as exact
+ * text, and a bound on every wait (connecting, queueing for a connection, each statement), so no
+ * request hangs on a database that went away. For `liteboot db` commands that need a pool of their own.
+ */
+export function pgPoolConfig(o: Pick<PgStoreOptions, 'url' | 'poolSize' | 'statementTimeoutMs' | 'connectTimeoutMs'>): pg.PoolConfig {
+  const timeout = o.statementTimeoutMs ?? 4000;
+  return {
+    connectionString: libpqUrl(o.url),
+    max: o.poolSize ?? 16,
+    connectionTimeoutMillis: o.connectTimeoutMs ?? 3000,
+    idleTimeoutMillis: 30_000,
+    statement_timeout: timeout,
+    query_timeout: timeout + 500, // the client's own bound, for a server that stopped answering
+    application_name: 'liteboot',
+    types: TYPES,
+  };
+}
+
+/**
+ * The error a caller sees for a node-postgres failure: DB_UNAVAILABLE for a database out of reach
+ * (store-additions §7), BAD_CONFIG for a refused login, a missing database or an unreadable TLS
+ * file, one line naming host:port/db (`where`, from describeDatabase) and never the password.
+ * Other errors (constraint violations...) pass through, except at open (`opening`): DB_IO.
+ */
+export function pgFault(e: unknown, where: string, opening = false): Error {
+  if (e instanceof LitebootError) return e;
+  if ((e as { syscall?: unknown }).syscall === 'open') {
+    return new LitebootError('BAD_CONFIG', `cannot use PostgreSQL at ${where}: ${reasonOf(e)}`, { cause: e }); // a TLS file named in the URL
+  }
+  if (isUnavailable(e)) {
+    return new LitebootError('DB_UNAVAILABLE', `${opening ? 'cannot reach' : 'lost'} PostgreSQL at ${where} (${reasonOf(e)}); retry later`, { cause: e });
+  }
+  const code = (e as { code?: unknown }).code;
+  if (typeof code === 'string' && (code.startsWith('28') || code === '3D000' || code === '42501')) {
+    return new LitebootError('BAD_CONFIG', `PostgreSQL at ${where} refused us: ${reasonOf(e)}`, { cause: e });
+  }
+  if (opening) return new LitebootError('DB_IO', `cannot open PostgreSQL at ${where}: ${reasonOf(e)}`, { cause: e });
+  return e instanceof Error ? e : new Error(String(e));
 }
 
 /** Row shapes (int8 as text). */
@@ -137,13 +204,6 @@ function sqlTime(d: Date): string {
   return d.toISOString().replace('T', ' ').replace('Z', '+00:00');
 }
 
-const INSERT_CERT = `
-  WITH d AS (
-    INSERT INTO devices (id, registered, reg_state, reg_next_at, enrolled_by) VALUES ($1, 0, $11, $10, $9)
-    ON CONFLICT (id) DO NOTHING)
-  INSERT INTO certs (id, name, serial, keyid, cert, expiry, valid, not_before, not_after, issued_by, issued_at)
-  VALUES ($1, $2, $3, $4, $5, $6, true, $7, $8, $9, $10)`;
-
 /** Revokes in the feed's order: the counter's row lock orders the revoking transactions, NOTIFY wakes the other servers on commit. */
 const revokeSql = (table: 'certs' | 'credentials') => `
   WITH s AS (
@@ -179,6 +239,8 @@ export class PgStore implements Store {
   private listening: Promise<void> | undefined;
   private relisten: NodeJS.Timeout | undefined;
   private relistenDelay = 100;
+  /** Resolved while the LISTEN connection is up; replaced when it is lost. */
+  private up = deferred();
 
   private constructor(
     private readonly pool: pg.Pool,
@@ -191,17 +253,7 @@ export class PgStore implements Store {
 
   static async open(o: PgStoreOptions): Promise<PgStore> {
     const where = describeDatabase(o.url);
-    const timeout = o.statementTimeoutMs ?? 4000;
-    const config: pg.PoolConfig = {
-      connectionString: o.url,
-      max: o.poolSize ?? 16,
-      connectionTimeoutMillis: o.connectTimeoutMs ?? 3000,
-      idleTimeoutMillis: 30_000,
-      statement_timeout: timeout,
-      query_timeout: timeout + 500, // the client's own bound, for a server that stopped answering
-      application_name: 'liteboot',
-      types: TYPES,
-    };
+    const config = pgPoolConfig(o);
     const log = o.log ?? (() => {});
     const pool = new pg.Pool(config);
     // An idle connection the server closed (restart, failover): the pool drops it; note it once.
@@ -216,23 +268,13 @@ export class PgStore implements Store {
       else await migrate(pool, log);
     } catch (e) {
       await pool.end().catch(() => {});
-      throw store.fault(e, 'cannot open');
+      throw pgFault(e, where, true);
     }
     return store;
   }
 
-  /** The error a caller sees: DB_UNAVAILABLE for a database out of reach, one clear line for a refused login or a missing database. */
-  private fault(e: unknown, doing = 'query'): Error {
-    if (e instanceof LitebootError || e instanceof SerialTakenError) return e;
-    if (isUnavailable(e)) {
-      return new LitebootError('DB_UNAVAILABLE', `${doing === 'cannot open' ? 'cannot reach' : 'lost'} PostgreSQL at ${this.where} (${reasonOf(e)}); retry later`, { cause: e });
-    }
-    const code = (e as { code?: unknown }).code;
-    if (typeof code === 'string' && (code.startsWith('28') || code === '3D000' || code === '42501')) {
-      return new LitebootError('BAD_CONFIG', `PostgreSQL at ${this.where} refused us: ${reasonOf(e)}`, { cause: e });
-    }
-    if (doing === 'cannot open') return new LitebootError('DB_IO', `cannot open PostgreSQL at ${this.where}: ${reasonOf(e)}`, { cause: e });
-    return e instanceof Error ? e : new Error(String(e));
+  private fault(e: unknown): Error {
+    return pgFault(e, this.where);
   }
 
   /** A named prepared statement per text: parsed once per connection. */
@@ -268,58 +310,11 @@ export class PgStore implements Store {
     return r;
   }
 
-  /** A write of several statements in one transaction on one connection. */
-  private async tx<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
-    this.writable();
-    const t0 = process.hrtime.bigint();
-    let c: pg.PoolClient;
-    try {
-      c = await this.pool.connect();
-    } catch (e) {
-      throw this.fault(e);
-    }
-    let broken: unknown;
-    // pg-pool listens for a checked-out client's errors no more: a connection that dies between two
-    // statements (PostgreSQL restarting) would be an unhandled 'error' event and end the process.
-    const onError = (e: Error) => {
-      broken ??= e;
-    };
-    c.on('error', onError);
-    try {
-      await c.query('BEGIN');
-      let result: T;
-      try {
-        result = await fn(c);
-      } catch (e) {
-        await c.query('ROLLBACK').catch((re: unknown) => {
-          broken = re;
-        });
-        if (isUnavailable(e)) broken = e;
-        throw e;
-      }
-      try {
-        await c.query('COMMIT');
-      } catch (e) {
-        broken = e;
-        // A COMMIT whose answer was lost may or may not have committed: the caller sees
-        // DB_UNAVAILABLE and must treat the write as not acknowledged (it was not).
-        throw this.fault(e);
-      }
-      this.onCommit?.(Number(process.hrtime.bigint() - t0) / 1e9);
-      return result;
-    } catch (e) {
-      if (isUnavailable(e) || (e instanceof LitebootError && e.code === 'DB_UNAVAILABLE')) broken ??= e;
-      throw this.fault(e);
-    } finally {
-      c.off('error', onError);
-      c.release(broken ? (broken instanceof Error ? broken : new Error(String(broken))) : undefined);
-    }
-  }
-
   async recordIssued(c: IssuedCertificate, binding?: BindingCheck): Promise<void> {
     if (!validSerial(c.serial)) throw new LitebootError('INTERNAL', `serial ${c.serial} is outside 1..2^63-1`);
     const values = [
       c.deviceId,
+      c.deviceId.toLowerCase(), // as CADB.db compares: JavaScript's lower case against lower(id)
       c.name,
       c.serial.toString(),
       Buffer.from(c.keyId),
@@ -330,29 +325,19 @@ export class PgStore implements Store {
       c.issuedBy ?? null,
       String((c.issuedAt ?? new Date()).getTime()),
       c.registration ?? 'pending',
+      binding ? binding.at.toISOString() : null,
     ];
+    let r: pg.QueryResult<{ ok: boolean }>;
     try {
-      if (!binding) {
-        await this.w(INSERT_CERT, values);
-        return;
-      }
-      const lower = c.deviceId.toLowerCase();
-      await this.tx(async (db) => {
-        // Every server serialises on the device: the check and the insert cannot interleave with
-        // another enrolment of this id (its lock waits until our commit, then sees our row).
-        await this.q('SELECT pg_advisory_xact_lock($1, hashtext($2))', [LOCK_DEVICE, lower], db);
-        const keys = await this.q<{ keyid: Buffer }>('SELECT keyid FROM certs WHERE lower(id) = $1 AND valid AND not_after > $2', [lower, binding.at.toISOString()], db);
-        if (keys.rows.length > 0 && !keys.rows.some((r) => r.keyid.equals(c.keyId))) {
-          throw new LitebootError('DEVICE_BOUND', 'device already enrolled with another key');
-        }
-        await this.q(INSERT_CERT, values, db);
-      });
+      // One round trip: the check and the insert run in the database under the device's advisory
+      // lock (pg-schema.ts, liteboot_record_issued), committed when this resolves.
+      r = await this.w<{ ok: boolean }>('SELECT liteboot_record_issued($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) AS ok', values);
     } catch (e) {
-      const cause = e instanceof LitebootError && e.cause ? e.cause : e;
-      const pe = cause as { code?: string; constraint?: string };
+      const pe = (e instanceof LitebootError && e.cause ? e.cause : e) as { code?: string; constraint?: string };
       if (pe.code === '23505' && pe.constraint === 'certs_pkey') throw new SerialTakenError(c.serial);
       throw e;
     }
+    if (!r.rows[0]?.ok) throw new LitebootError('DEVICE_BOUND', 'device already enrolled with another key');
   }
 
   async boundKeyIds(deviceId: string, at: Date): Promise<Uint8Array[]> {
@@ -405,6 +390,11 @@ export class PgStore implements Store {
     };
   }
 
+  /** Resolves once the LISTEN connection is up (after watch()): a revocation committed from then on wakes the watchers. */
+  watching(): Promise<void> {
+    return this.up.promise;
+  }
+
   private notify(): void {
     for (const w of this.watchers) {
       try {
@@ -422,6 +412,7 @@ export class PgStore implements Store {
     const lost = (e?: Error) => {
       if (this.listener !== client) return;
       this.listener = undefined;
+      this.up = deferred();
       client.removeAllListeners('notification');
       client.end().catch(() => {});
       if (this.closed) return;
@@ -436,8 +427,10 @@ export class PgStore implements Store {
       try {
         await client.connect();
         await client.query(`LISTEN ${CHANGES_CHANNEL}`);
+        if (this.listener !== client) return;
         if (this.relistenDelay > 100) this.notify(); // reconnected: catch up on what passed meanwhile
         this.relistenDelay = 100;
+        this.up.resolve();
       } catch (e) {
         if (this.listener === client) lost(e as Error);
       } finally {
@@ -560,7 +553,7 @@ export class PgStore implements Store {
     const r = await this.w<{ id: string; reg_next_at: string }>(
       `WITH due AS (
          SELECT id FROM devices
-         WHERE reg_state = 'pending' AND reg_next_at <= $1 AND (lease_owner IS NULL OR lease_owner = $3 OR lease_until <= $1)
+         WHERE reg_state = 'pending' AND reg_next_at <= $1 AND (lease_until IS NULL OR lease_until <= $1)
          ORDER BY reg_next_at LIMIT $2 FOR UPDATE SKIP LOCKED)
        UPDATE devices d SET lease_owner = $3, lease_until = $4 FROM due WHERE d.id = due.id RETURNING d.id, d.reg_next_at`,
       [String(now), limit, owner, String(now + leaseMs)],
@@ -609,12 +602,19 @@ export class PgStore implements Store {
     this.closed = true;
     if (this.relisten) clearTimeout(this.relisten);
     this.watchers.clear();
+    this.up.resolve(); // nobody waits for a LISTEN that will not come
     await this.listening;
     const l = this.listener;
     this.listener = undefined;
     await l?.end().catch(() => {});
     await this.pool.end();
   }
+}
+
+function deferred(): { promise: Promise<void>; resolve: () => void } {
+  let resolve!: () => void;
+  const promise = new Promise<void>((r) => (resolve = r));
+  return { promise, resolve };
 }
 
 interface FeedRow {

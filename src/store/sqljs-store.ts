@@ -573,7 +573,7 @@ export class SqlJsStore implements Store {
       while (claimed.length < limit && s.step()) {
         const id = String(s.get()[0]);
         const lease = this.leases.get(id);
-        if (lease && lease.owner !== owner && lease.until > now) continue;
+        if (lease && lease.until > now) continue;
         claimed.push(id);
       }
     } finally {
@@ -584,7 +584,9 @@ export class SqlJsStore implements Store {
   }
 
   private settingSync(key: string): string | undefined {
-    const r = this.one('SELECT value FROM settings WHERE key = ?', [key]);
+    // The Go schema's `value STRING` has NUMERIC affinity: a decimal is stored as an INTEGER, which
+    // sql.js would hand back as a JavaScript number (inexact past 2^53). As text, it is exact.
+    const r = this.one('SELECT CAST(value AS TEXT) FROM settings WHERE key = ?', [key]);
     return r ? String(r[0]) : undefined;
   }
 

@@ -171,9 +171,10 @@ export interface Store {
   dueRegistrations(now: number, limit: number): Promise<string[]>;
   /**
    * Claims up to `limit` devices whose registration is pending, due at `now` (ms since the epoch)
-   * and not leased by another owner (or whose lease ended by `now`), leasing them to `owner` until
-   * `now + leaseMs`; returns their ids, most overdue first. Two owners never hold one device at
-   * once. setRegistration ends the lease; an owner that dies leaves it to expire.
+   * and not leased (never, or the lease ended by `now`), leasing them to `owner` until
+   * `now + leaseMs`; returns their ids, most overdue first. A leased device is not handed out
+   * again, not even to its owner (whose worker is still on it): two workers never hold one device
+   * at once. setRegistration ends the lease; an owner that dies leaves it to expire.
    */
   claimRegistrations(now: number, limit: number, owner: string, leaseMs: number): Promise<string[]>;
   getSetting(key: string): Promise<string | undefined>;

@@ -23,12 +23,22 @@ export interface PgCluster {
   stop(): Promise<void>;
   /** Fast shutdown and start again on the same port and data directory (for fault tests). */
   restart(): Promise<void>;
-  /** Stops the postmaster without starting it again (restart's first half, for outage tests). */
-  halt(): Promise<void>;
+  /**
+   * Stops the postmaster without starting it again (restart's first half, for outage tests).
+   * SIGINT: fast shutdown; SIGQUIT: immediate shutdown, no checkpoint (crash recovery at resume()).
+   */
+  halt(signal?: 'SIGINT' | 'SIGQUIT'): Promise<void>;
   /** Starts it again after halt(). */
   resume(): Promise<void>;
   /** A fresh empty database on this cluster; returns its URL. */
   createDatabase(name?: string): Promise<string>;
+  /** With `tls`: the CA certificate (PEM file) that signed the server's certificate for 127.0.0.1. */
+  caFile?: string;
+}
+
+export interface StartOptions {
+  /** TLS on (ssl=on) with a certificate for IP 127.0.0.1 signed by a throwaway CA (made with openssl). */
+  tls?: boolean;
 }
 
 const INITDB = 'initdb';
@@ -79,7 +89,7 @@ process.once('exit', () => {
   for (const c of live) if (c.pid) try { process.kill(c.pid, 'SIGQUIT'); } catch { /* gone */ }
 });
 
-export async function startPostgres(): Promise<PgCluster> {
+export async function startPostgres(o: StartOptions = {}): Promise<PgCluster> {
   const bin = pgBinDir();
   if (!bin) throw new Error(pgUnavailable() ?? 'no PostgreSQL binaries');
   const who = owner();
@@ -104,6 +114,23 @@ export async function startPostgres(): Promise<PgCluster> {
     if (r.status !== 0) throw new Error(`initdb failed: ${r.stderr || r.stdout}`);
   }
   rmSync(pwfile);
+  const tlsArgs: string[] = [];
+  let caFile: string | undefined;
+  if (o.tls) {
+    caFile = join(dir, 'ca.crt');
+    const ssl = (args: string[]) => {
+      const r = spawnSync('openssl', args, { encoding: 'utf8' });
+      if (r.status !== 0) throw new Error(`openssl ${args[0]} failed: ${r.stderr}`);
+    };
+    const key = join(dir, 'server.key');
+    ssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', join(dir, 'ca.key'), '-out', caFile, '-subj', '/CN=liteboot test database CA', '-days', '2']);
+    ssl(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', join(dir, 'server.csr'), '-subj', '/CN=127.0.0.1']);
+    ssl(['x509', '-req', '-in', join(dir, 'server.csr'), '-CA', caFile, '-CAkey', join(dir, 'ca.key'), '-CAcreateserial', '-out', join(dir, 'server.crt'), '-days', '2', '-extfile', writeExt(dir)]);
+    chmodSync(key, 0o600); // postgres refuses a key others can read
+    if (who.uid !== undefined) chownSync(key, who.uid, who.gid!);
+    chmodSync(caFile, 0o644);
+    tlsArgs.push('-c', 'ssl=on', '-c', `ssl_cert_file=${join(dir, 'server.crt')}`, '-c', `ssl_key_file=${key}`);
+  }
   const port = await freePort();
   let child: ChildProcess | undefined;
   let exited: Promise<void> = Promise.resolve();
@@ -113,7 +140,7 @@ export async function startPostgres(): Promise<PgCluster> {
     // the PID the tests stop it by and kill -9 in fault tests.
     const c = spawn(
       join(bin, 'postgres'),
-      ['-D', data, '-p', String(port), '-k', sock, '-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=on', '-c', 'max_connections=200', '-c', 'shared_buffers=32MB', '-c', 'logging_collector=off'],
+      ['-D', data, '-p', String(port), '-k', sock, '-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=on', '-c', 'max_connections=200', '-c', 'shared_buffers=32MB', '-c', 'logging_collector=off', ...tlsArgs],
       { stdio: ['ignore', 'ignore', 'pipe'], ...who },
     );
     live.add(c);
@@ -140,9 +167,9 @@ export async function startPostgres(): Promise<PgCluster> {
     });
   };
 
-  const halt = async () => {
+  const halt = async (signal: 'SIGINT' | 'SIGQUIT' = 'SIGINT') => {
     if (!child || child.exitCode !== null || child.signalCode !== null) return;
-    process.kill(child.pid!, 'SIGINT'); // fast shutdown: rolls back open transactions, checkpoints
+    process.kill(child.pid!, signal); // SIGINT, fast shutdown: rolls back open transactions, checkpoints
     await exited;
   };
 
@@ -158,15 +185,16 @@ export async function startPostgres(): Promise<PgCluster> {
       return child!.pid!;
     },
     async stop() {
-      await halt();
+      await halt('SIGINT');
       rmSync(dir, { recursive: true, force: true });
     },
     async restart() {
-      await halt();
+      await halt('SIGINT');
       await launch();
     },
     halt,
     resume: launch,
+    caFile,
     async createDatabase(name = `t${process.pid}_${dbs++}_${randomBytes(3).toString('hex')}`) {
       const c = new pg.Client({ connectionString: url });
       await c.connect();
@@ -179,4 +207,11 @@ export async function startPostgres(): Promise<PgCluster> {
     },
   };
   return cluster;
+}
+
+/** The server certificate's extensions: an IP subjectAltName, as verify-full checks it. */
+function writeExt(dir: string): string {
+  const p = join(dir, 'server.ext');
+  writeFileSync(p, 'subjectAltName = IP:127.0.0.1\nextendedKeyUsage = serverAuth\n');
+  return p;
 }

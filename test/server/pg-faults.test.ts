@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { Agent } from 'node:https';
 import { after, before, describe, test } from 'node:test';
 import { enrol } from '../helpers/enrolling.js';
@@ -58,6 +59,10 @@ describe('a server on PostgreSQL when the database is away', { skip }, () => {
         const up = performance.now();
         // The same server process, the same keep-alive connections: it recovers by itself.
         await load.until(() => load.enrolments.filter((e) => e.serial !== undefined && e.answers[0]!.at >= up).length >= 20, 60_000, '20 enrolments after PostgreSQL came back', summary);
+        // And a plain restart (stop, start at once) in the middle of the load: recovered again.
+        await pg.restart();
+        const again = performance.now();
+        await load.until(() => load.enrolments.filter((e) => e.serial !== undefined && e.answers[0]!.at >= again).length >= 20, 60_000, '20 enrolments after a restart', summary);
       } finally {
         await load.stop();
       }
@@ -76,11 +81,53 @@ describe('a server on PostgreSQL when the database is away', { skip }, () => {
 
       // Every certificate a client received is in the database: `cs` says Status 1.
       const acked = load.acked();
-      assert.ok(acked.length >= 40);
+      assert.ok(acked.length >= 60);
       const agent = new Agent({ keepAlive: true, maxSockets: 1 });
       for (const e of acked) {
         const r = await httpsRequest(s, tls, 'GET', `/api/v1/cs/${e.serial}`, { agent });
         assert.equal(r.body.toString(), '{"Status":1}\n', `serial ${e.serial} (${e.id})`);
+      }
+      agent.destroy();
+    } finally {
+      assert.equal(await s.stop(), 0, s.stderr().slice(-3000));
+      s.cleanup();
+    }
+  });
+
+  test('PostgreSQL that stops answering (SIGSTOP): 503 with Retry-After within the request timeout, never a hang; back when it answers again', async () => {
+    const url = await pg.createDatabase();
+    const REQUEST_TIMEOUT_S = 10;
+    const s = await startServer({ args: ['--db', url], toml: `request_timeout = ${REQUEST_TIMEOUT_S}` });
+    // The postmaster and every backend: a database host that froze (no RST, no FIN, just silence).
+    const cluster = () => [pg.pid, ...readFileSync(`/proc/${pg.pid}/task/${pg.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number)];
+    let frozen: number[] = [];
+    try {
+      const tls = tlsFiles(s.dir, identity(s.dir, 'BOOTSTRAP'));
+      const load = enrol({ port: s.port, tls, clients: 4, keepAlive: true, timeoutMs: (REQUEST_TIMEOUT_S + 5) * 1000, attempts: 1 });
+      const done = (since: number) => load.enrolments.filter((e) => e.serial !== undefined && e.answers[0]!.at >= since).length;
+      try {
+        await load.until(() => done(0) >= 10, 60_000, '10 enrolments before the freeze');
+        frozen = cluster();
+        for (const p of frozen) process.kill(p, 'SIGSTOP');
+        const at = performance.now();
+        await load.until(() => load.enrolments.filter((e) => e.answers.some((a) => a.status === 503 && a.at >= at)).length >= 4, 60_000, 'a 503 for each client while PostgreSQL is frozen');
+        for (const p of frozen.splice(0)) process.kill(p, 'SIGCONT');
+        const thawed = performance.now();
+        await load.until(() => done(thawed) >= 10, 60_000, '10 enrolments after PostgreSQL answers again');
+      } finally {
+        for (const p of frozen) process.kill(p, 'SIGCONT');
+        await load.stop();
+      }
+      const answers = load.enrolments.flatMap((e) => e.answers);
+      assert.deepEqual([...new Set(answers.map((a) => a.status))].sort(), [200, 503]);
+      for (const a of answers.filter((x) => x.status === 503)) assert.equal(a.retryAfter, '2');
+      assert.equal(load.hangs, 0, 'no request hung');
+      const slowest = Math.max(...answers.map((a) => a.ms));
+      assert.ok(slowest < REQUEST_TIMEOUT_S * 1000, `every answer within the request timeout (slowest ${slowest.toFixed(0)} ms)`);
+      const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+      for (const e of load.acked()) {
+        const r = await httpsRequest(s, tls, 'GET', `/api/v1/cs/${e.serial}`, { agent });
+        assert.equal(r.body.toString(), '{"Status":1}\n', `serial ${e.serial}`);
       }
       agent.destroy();
     } finally {

@@ -68,7 +68,7 @@ describe('liteboot db copy: a Go CADB.db moved into PostgreSQL', { skip }, () =>
     const again = liteboot(['db', 'copy', '--from', 'CADB.db', '--to', url], { cwd: t.dir });
     assert.equal(again.code, 1);
     assert.equal(again.stdout, '');
-    assert.match(again.stderr, /^liteboot: postgres:\/\/liteboot:\*\*\*@127\.0\.0\.1:\d+\/\w+ already holds 8 rows .*--force replaces them\)\n$/);
+    assert.match(again.stderr, /^liteboot: postgres:\/\/liteboot:\*\*\*@127\.0\.0\.1:\d+\/\w+ is not empty \(4 certificates, 4 devices, 0 credentials, 0 allowlist entries\); refusing to copy into it \(--force replaces them\)\n$/);
     assert.doesNotMatch(again.stderr, new RegExp(pg.password), 'never the password');
     assert.equal(psql(url, 'SELECT count(*) FROM certs'), '4', 'nothing changed');
 
@@ -77,8 +77,21 @@ describe('liteboot db copy: a Go CADB.db moved into PostgreSQL', { skip }, () =>
     assert.match(f.stdout, /^source .*: 4 certificates \(1 revocations\), 4 devices, .*; checksum ([0-9a-f]{64})\ntarget .*; checksum \1\n/);
     assert.match(f.stdout, /both sides are equal\n$/);
     assert.equal(psql(url, 'SELECT count(*) FROM certs'), '4', '--force replaced the rows, it did not add to them');
+
+    // And back: PostgreSQL into a new CADB.db, the same checksum as the Go file's.
+    const back = liteboot(['db', 'copy', '--from', url, '--to', 'back.db', '--json'], { cwd: t.dir });
+    assert.equal(back.code, 0, back.stderr);
+    const b = JSON.parse(back.stdout) as CopyJson;
+    assert.equal(b.equal, true);
+    assert.equal(b.target.checksum, out.source.checksum);
+    const rows = run('sqlite3', [join(t.dir, 'back.db'), 'SELECT CAST(serial AS TEXT) || \'|\' || valid FROM certs ORDER BY serial'], { encoding: 'utf8' });
+    assert.equal(rows.stdout.trim(), GO.map(([, s, v]) => `${s}|${v}`).sort().join('\n'), 'sqlite3 reads the exact serials back');
+    const over = liteboot(['db', 'copy', '--from', url, '--to', 'back.db'], { cwd: t.dir });
+    assert.equal(over.code, 1);
+    assert.match(over.stderr, /^liteboot: refusing to overwrite .*back\.db\n$/);
   });
 
+  // Runs on the copy the test above made (the tests of a describe run in order).
   test('a server on the copy answers cs, ds and cc with the same bytes as a sql.js server on the Go file', async () => {
     // A fresh CA signs the TLS credentials (the fixture CA's validity window must not matter); both
     // servers share it, and serve the Go rows as they are: one from CADB.db, one from PostgreSQL.
@@ -89,6 +102,8 @@ describe('liteboot db copy: a Go CADB.db moved into PostgreSQL', { skip }, () =>
       cpSync(join(file.dir, 'certs'), join(pgDir.dir, 'certs'), { recursive: true });
       writeFileSync(join(pgDir.dir, '.liteboot.toml'), `[server]\nhubname = "test-hub"\nmqttport = 8883\n`);
       onPg = await spawnServer(pgDir.dir, pgDir.cleanup, ['--db', url]);
+      assert.match(onPg.stdout(), /, database postgres:\/\/liteboot:\*\*\*@127\.0\.0\.1:\d+\/\w+[,)]/, 'the start line names the database without its password');
+      assert.ok(!onPg.stdout().includes(pg.password) && !onPg.stderr().includes(pg.password), 'never the password');
       const tls = tlsFiles(file.dir, identity(file.dir, 'BOOTSTRAP'));
       const agents = [new Agent({ keepAlive: true, maxSockets: 1 }), new Agent({ keepAlive: true, maxSockets: 1 })];
       const ask = async (path: string, format: 'json' | 'cbor') => {
@@ -131,8 +146,8 @@ describe('liteboot db copy: a Go CADB.db moved into PostgreSQL', { skip }, () =>
   test('bad targets: one line each, nothing written', () => {
     const cases: [string[], RegExp, number][] = [
       [['--to', 'other.db'], /^liteboot: --to must be a postgres:\/\/ URL, not "other\.db" \(for a copy of CADB\.db as a file, use liteboot db backup\)\n$/, 2],
-      [['--to', url.replace(/:\d+\//, ':1/')], /^liteboot: cannot reach the PostgreSQL database postgres:\/\/liteboot:\*\*\*@127\.0\.0\.1:1\/\w+: ECONNREFUSED\n$/, 1],
-      [['--to', url.replace(`:${pg.password}@`, ':wrong@')], /^liteboot: PostgreSQL refused the login to postgres:\/\/liteboot:\*\*\*@.*\n$/, 1],
+      [['--to', url.replace(/:\d+\//, ':1/')], /^liteboot: cannot reach PostgreSQL at 127\.0\.0\.1:1\/\w+ \(connect ECONNREFUSED 127\.0\.0\.1:1\); retry later\n$/, 1],
+      [['--to', url.replace(`:${pg.password}@`, ':wrong@')], /^liteboot: PostgreSQL at 127\.0\.0\.1:\d+\/\w+ refused us: 28P01: password authentication failed for user "liteboot"\n$/, 1],
     ];
     for (const [args, re, code] of cases) {
       const r = liteboot(['db', 'copy', '--from', 'CADB.db', ...args], { cwd: t.dir });
@@ -158,5 +173,21 @@ describe('liteboot db copy: a Go CADB.db moved into PostgreSQL', { skip }, () =>
     const env = liteboot(['db', 'migrate'], { cwd: t.dir, env: { LITEBOOT_DB: fresh } });
     assert.equal(env.code, 0, env.stderr);
     assert.match(env.stdout, /schema version liteboot-2/);
+    // [server] db in .liteboot.toml, over $LITEBOOT_DB; --db over both.
+    const c = tempDir('liteboot-migrate-');
+    try {
+      writeFileSync(join(c.dir, '.liteboot.toml'), `[server]\ndb = "${fresh}"\n`);
+      const toml = liteboot(['db', 'migrate', '--json'], { cwd: c.dir, env: { LITEBOOT_DB: 'postgres://nobody@127.0.0.1:1/none' } });
+      assert.equal(toml.code, 0, toml.stderr);
+      assert.equal((JSON.parse(toml.stdout) as { db: string }).db, fresh.replace(`:${pg.password}@`, ':***@'));
+      const flag = liteboot(['db', 'migrate', '--db', 'postgres://nobody@127.0.0.1:1/none'], { cwd: c.dir });
+      assert.equal(flag.code, 1);
+      assert.match(flag.stderr, /^liteboot: cannot reach PostgreSQL at 127\.0\.0\.1:1\/none \(connect ECONNREFUSED 127\.0\.0\.1:1\); retry later\n$/);
+      const path = liteboot(['db', 'migrate', '--db', 'missing.db'], { cwd: c.dir });
+      assert.equal(path.code, 1);
+      assert.match(path.stderr, /^liteboot: no database at .*\/missing\.db /, 'a path resolves against the current directory, as before');
+    } finally {
+      c.cleanup();
+    }
   });
 });
