@@ -5,7 +5,6 @@ import { ApiClient } from '../client/api-client.js';
 import { loadServerConfig } from '../config.js';
 import type { Format } from '../protocol/format.js';
 import { BaseCommand, parseWire, positiveInt, readCredential, usage } from './base.js';
-import { serverHostname } from './locations.js';
 
 /** Which credential in the certs directory a command presents. */
 export type Credential = { kind: 'bootstrap' } | { kind: 'device'; uuid: string } | { kind: 'operator'; name: string };
@@ -26,16 +25,14 @@ export abstract class ClientCommand extends BaseCommand {
   }
 
   protected endpoint(hostArg?: string): { host: string; port: number } {
-    // The server's order (argument or --hostname, the file's hostname, $CAHOSTNAME, the system
-    // host name): the name `setup-ca`/`up` recorded is the one the server certificate names.
-    const host = serverHostname(hostArg || this.hostname, this.config, process.cwd(), homedir(), process.env);
+    const explicit = hostArg || this.hostname || undefined;
     const flagPort = positiveInt(this.port, '--port');
-    if (flagPort !== undefined) {
-      if (flagPort > 65535) throw usage(`--port must be a port number, not ${flagPort}`);
-      return { host, port: flagPort };
-    }
-    const cfg = loadServerConfig({ configPath: this.config, cwd: process.cwd(), home: homedir(), env: process.env, flags: {}, certsDir: resolve(this.certs), dbPath: '' });
-    return { host, port: cfg.port };
+    if (flagPort !== undefined && flagPort > 65535) throw usage(`--port must be a port number, not ${flagPort}`);
+    if (explicit && flagPort !== undefined) return { host: explicit, port: flagPort };
+    // The server's order (argument or --hostname, the file's hostname, $CAHOSTNAME, the system
+    // host name): the name `setup-ca`/`up` recorded there is the one the server certificate names.
+    const cfg = loadServerConfig({ configPath: this.config, cwd: process.cwd(), home: homedir(), env: process.env, flags: explicit ? { hostname: explicit } : {}, certsDir: resolve(this.certs), dbPath: '' });
+    return { host: cfg.hostname, port: flagPort ?? cfg.port };
   }
 
   protected credentialFiles(c: Credential): { cert: string; key: string; what: string } {

@@ -268,7 +268,7 @@ describe('completion (finding 7)', () => {
   test('bash: commands, subcommands, options and option values, from the registered commands', () => {
     assert.equal(complete(['liteboot', 'ce']), 'cert');
     assert.equal(complete(['liteboot', 'cert', 'st']), 'status');
-    assert.equal(complete(['liteboot', 'cert', '']), 'get revoke status');
+    assert.equal(complete(['liteboot', 'cert', '']), 'get list revoke status');
     assert.equal(complete(['liteboot', 'cert', 'status', '--w']), '--wire');
     assert.equal(complete(['liteboot', 'cert', 'status', '--wire', '']), 'cbor json');
     assert.equal(complete(['liteboot', 'cert', 'revoke', '1', '--reason', 'key']), 'keyCompromise');
