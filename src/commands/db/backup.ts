@@ -5,6 +5,7 @@ import { LitebootError } from '../../errors.js';
 import { describeDb } from '../../config.js';
 import { isDatabaseUrl } from '../../store/open.js';
 import { openStore } from '../../store/sqljs-store.js';
+import { resolveDbLocation } from '../locations.js';
 import { BaseCommand, usage } from '../base.js';
 
 export class DbBackupCommand extends BaseCommand {
@@ -27,17 +28,18 @@ export class DbBackupCommand extends BaseCommand {
   });
 
   file = Option.String({ name: 'file' });
-  db = Option.String('--db', 'CADB.db', { description: 'The database to copy' });
+  db = Option.String('--db', { description: 'The database to copy (default: [server] db, $LITEBOOT_DB, else CADB.db beside --certs)' });
   json = Option.Boolean('--json', false, { description: 'Print JSON' });
 
   protected async run(): Promise<number> {
-    if (isDatabaseUrl(this.db)) {
-      throw usage(`db backup copies CADB.db; back up the PostgreSQL database ${describeDb(this.db)} with its own tools: pg_dump -Fc -f liteboot.dump '<URL>' (restore: pg_restore -d '<URL>' liteboot.dump)`);
+    const db = resolveDbLocation(this.certs, this.db);
+    if (isDatabaseUrl(db)) {
+      throw usage(`db backup copies CADB.db; back up the PostgreSQL database ${describeDb(db)} with its own tools: pg_dump -Fc -f liteboot.dump '<URL>' (restore: pg_restore -d '<URL>' liteboot.dump)`);
     }
     const target = resolve(this.file);
     if (existsSync(target)) throw new LitebootError('FILE_EXISTS', `refusing to overwrite ${target}`);
-    if (!existsSync(resolve(this.db))) throw new LitebootError('FILE_MISSING', `no database at ${resolve(this.db)} (pass --db PATH)`);
-    const store = await openStore({ path: resolve(this.db), readOnly: true });
+    if (!existsSync(db)) throw new LitebootError('FILE_MISSING', `no database at ${db} (pass --db PATH)`);
+    const store = await openStore({ path: db, readOnly: true });
     try {
       const r = store.backupTo(target);
       if (this.json) this.printJson({ file: target, bytes: r.bytes, certificates: r.certificates });

@@ -1,9 +1,9 @@
 import { existsSync } from 'node:fs';
-import { resolve } from 'node:path';
 import { LitebootError } from '../../errors.js';
 import { Option } from 'clipanion';
 import { isDatabaseUrl, openStoreAt } from '../../store/open.js';
 import { BaseCommand } from '../base.js';
+import { resolveDbLocation } from '../locations.js';
 
 export class DeviceListCommand extends BaseCommand {
   static override paths = [['device', 'list']];
@@ -23,12 +23,13 @@ export class DeviceListCommand extends BaseCommand {
     ],
   });
 
-  db = Option.String('--db', 'CADB.db', { description: 'The database: a path or a postgres:// URL' });
+  db = Option.String('--db', { description: 'The database: a path or a postgres:// URL (default: [server] db, $LITEBOOT_DB, else CADB.db beside --certs)' });
   json = Option.Boolean('--json', false, { description: 'Print JSON' });
 
   protected async run(): Promise<number> {
-    if (!isDatabaseUrl(this.db) && !existsSync(resolve(this.db))) throw new LitebootError('FILE_MISSING', `no database at ${resolve(this.db)}: run liteboot where the server keeps CADB.db, or pass --db FILE`);
-    const store = await openStoreAt(this.db, { readOnly: true });
+    const db = resolveDbLocation(this.certs, this.db);
+    if (!isDatabaseUrl(db) && !existsSync(db)) throw new LitebootError('FILE_MISSING', `no database at ${db}: run liteboot where the server keeps CADB.db, or pass --db FILE`);
+    const store = await openStoreAt(db, { readOnly: true });
     try {
       const devices = await store.listDevices();
       if (this.json) {
