@@ -176,6 +176,14 @@ export class Authority {
       : { role: 'bootstrap', cn: peer.cn, serial: peer.serial, label: `bootstrap:${peer.serial}` };
   }
 
+  /**
+   * Whether a caller identified earlier on the same connection still stands (unexpired, not
+   * revoked): synchronous, for every request on a kept-alive connection; false means identify again.
+   */
+  stillStands(peer: PeerCertificate): boolean {
+    return peer.notAfter.getTime() >= this.o.clock().getTime() && !this.revoked.has(peer.serial);
+  }
+
   private async issue(req: AcceptedRequest, caller: Caller, via: IssueVia, bind = false): Promise<Issued> {
     const notBefore = this.o.clock();
     const serial = this.o.serials.next();
