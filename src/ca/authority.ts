@@ -264,9 +264,12 @@ export class Authority {
     try {
       if (!rules.allowRebind) {
         // Refused before signing (cheap, and no audit line for an attempt); the store checks again atomically.
-        const keys = await this.o.store.boundKeyIds(req.deviceId, this.o.clock());
+        // Other keys first: a device re-enrolling with its bound key (the common case) reads no rows.
         const keyId = keyIdentifier(req.csr.spki);
-        if (keys.length > 0 && !keys.some((k) => keyId.equals(k))) throw new LitebootError('DEVICE_BOUND', 'device already enrolled with another key');
+        const at = this.o.clock();
+        if ((await this.o.store.boundKeyIds(req.deviceId, at, keyId)).length > 0 && !(await this.o.store.boundKeyIds(req.deviceId, at)).some((k) => keyId.equals(k))) {
+          throw new LitebootError('DEVICE_BOUND', 'device already enrolled with another key');
+        }
       }
       return await this.issue(req, caller, via, !rules.allowRebind);
     } catch (e) {
