@@ -64,12 +64,9 @@ export function keySigner(privateKey: KeyObject): Signer {
   return {
     algorithm: spec.alg,
     publicKey: publicKeyOf(privateKey),
-    // EC and Ed25519 signatures take ~20 µs: a thread-pool round trip would cost more latency
-    // than it saves. RSA (~1 ms) goes to the pool.
-    sign: (data) =>
-      privateKey.asymmetricKeyType === 'rsa'
-        ? new Promise((resolve, reject) => sign(spec.hash, data, privateKey, (err, sig) => (err ? reject(err) : resolve(sig))))
-        : Promise.resolve(sign(spec.hash, data, privateKey)),
+    // On the libuv thread pool: the event loop's share is ~5 µs (the key is reused) against
+    // ~35 µs for an EC signature on the loop, and the second core signs while the loop serves TLS.
+    sign: (data) => new Promise((resolve, reject) => sign(spec.hash, data, privateKey, (err, sig) => (err ? reject(err) : resolve(sig)))),
   };
 }
 
