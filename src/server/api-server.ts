@@ -2,6 +2,7 @@ import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Server as NetServer } from 'node:net';
 import type { TLSSocket, TlsOptions } from 'node:tls';
+import { verifyOffLoop } from '../asn1/signer.js';
 import type { Authority, Caller, PeerCertificate } from '../ca/authority.js';
 import type { ServerConfig } from '../config.js';
 import { isLitebootError, LitebootError } from '../errors.js';
@@ -40,6 +41,7 @@ export class ApiServer {
 
   constructor(private readonly o: ApiServerOptions) {
     const metrics = (this.metrics = o.metrics ?? NO_METRICS);
+    verifyOffLoop(); // CSR key import and self-signature on a worker thread, not the event loop
     this.server = createServer(
       {
         ...o.tls,
