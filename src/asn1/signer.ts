@@ -130,7 +130,6 @@ class OffLoopVerifier {
 
   constructor() {
     const w = new Worker(new URL('./verify-worker.js', import.meta.url));
-    w.unref(); // never what keeps a process alive
     w.on('message', (a: VerifyAnswer) => {
       const p = this.pending.get(a.id);
       this.pending.delete(a.id);
@@ -143,6 +142,7 @@ class OffLoopVerifier {
     };
     w.on('error', gone);
     w.on('exit', gone);
+    w.unref(); // never what keeps a process alive (after the listeners: adding one refs it again)
     this.worker = w;
   }
 
