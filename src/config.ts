@@ -1,8 +1,14 @@
 import { readFileSync } from 'node:fs';
 import { hostname as systemHostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { parse as parseToml } from 'smol-toml';
+import { createRequire } from 'node:module';
 import { LitebootError } from './errors.js';
+
+/**
+ * smol-toml's one-file CommonJS build, loaded only when a configuration file exists: its ES build
+ * is nine modules, a measurable part of every client command's start-up (issue 16).
+ */
+const parseToml = (text: string): unknown => (createRequire(import.meta.url)('smol-toml') as typeof import('smol-toml')).parse(text);
 
 /**
  * Hostname for the set-up and device commands (CLI.md): the first argument, then $CAHOSTNAME,
@@ -43,6 +49,13 @@ export interface ServerConfig {
   allowRebind: boolean;
   deviceDays: number;
   certsDir: string;
+  /**
+   * The store: a `postgres://` / `postgresql://` URL (PgStore, several servers may share it) or the
+   * absolute path of CADB.db (sql.js, one process). `--db`, then `[server] db`, then `$LITEBOOT_DB`,
+   * then `CADB.db` in the current directory. Never logged as it is: see `describeDb`.
+   */
+  db: string;
+  /** The sql.js database's absolute path; '' when `db` is a URL. */
   dbPath: string;
   /** Fold the journal into CADB.db once it holds this many bytes (at least; see the store). */
   compactBytes?: number;
@@ -104,6 +117,7 @@ export function parseListen(v: string, where: string): { host: string; port: num
 
 /** Keys of the `[server]` table and their types. */
 const SERVER_KEYS = {
+  db: 'string',
   hostname: 'string',
   listen: 'string',
   port: 'port',
@@ -178,7 +192,10 @@ function readConfigFile(explicit: string | undefined, cwd: string, home: string 
     try {
       doc = parseToml(text) as Record<string, unknown>;
     } catch (e) {
-      throw new LitebootError('BAD_CONFIG', `${path} is not valid TOML: ${(e as Error).message.split('\n')[0]}`);
+      // smol-toml's TomlError carries the line and column; its message repeats them with a code excerpt.
+      const { line, column } = e as { line?: number; column?: number };
+      const why = (e as Error).message.split('\n')[0]!.replace(/^Invalid TOML document: /, '');
+      throw new LitebootError('BAD_CONFIG', `${path}${line ? `:${line}${column ? `:${column}` : ''}` : ''}: not valid TOML: ${why}`);
     }
     for (const table of Object.keys(doc)) {
       if (table !== 'server' && table !== 'cloud') throw new LitebootError('BAD_CONFIG', `${path}: unknown table [${table}] (liteboot reads [server] and [cloud])`);
@@ -268,7 +285,45 @@ export interface LoadServerConfigOptions {
   env: NodeJS.ProcessEnv;
   flags: ServerFlags;
   certsDir: string;
-  dbPath: string;
+  /**
+   * The database when neither `--db` (flags.db), `[server] db` nor `$LITEBOOT_DB` names one; default
+   * `CADB.db` in `cwd`. '' for a command that opens no database: then `db` and `dbPath` are ''.
+   */
+  dbPath?: string;
+}
+
+/** A PostgreSQL connection URL (the store factory's rule; config keeps its own copy: imports point down). */
+export function isDatabaseUrlSpec(v: string): boolean {
+  return /^postgres(?:ql)?:\/\//i.test(v);
+}
+
+/** The database for logs and messages: a URL without its password. */
+export function describeDb(db: string): string {
+  if (!isDatabaseUrlSpec(db)) return db;
+  try {
+    const u = new URL(db);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return 'postgres://(unparsable URL)';
+  }
+}
+
+/**
+ * `--db` / `[server] db` / `$LITEBOOT_DB`: a postgres URL is kept as it is (libpq variables such as
+ * PGPASSWORD and PGSSLMODE still apply: the pg client reads them); anything else is a path,
+ * resolved against the current directory as before.
+ */
+function resolveDb(v: string, cwd: string, where: string): string {
+  if (v === '') throw new LitebootError('BAD_CONFIG', `${where}: db must be a path to CADB.db or a postgres:// URL, not ""`);
+  if (!isDatabaseUrlSpec(v)) return resolve(cwd, v);
+  try {
+    new URL(v);
+  } catch {
+    // The value may hold a password: do not echo it.
+    throw new LitebootError('BAD_CONFIG', `${where}: db looks like a postgres:// URL but cannot be parsed (postgres://user[:password]@host[:port]/dbname, special characters percent-encoded)`);
+  }
+  return v;
 }
 
 /**
@@ -293,6 +348,9 @@ export function loadServerConfig(o: LoadServerConfigOptions): ServerConfig {
   const num = (k: ServerKey, d: number) => (values[k] as number | undefined) ?? d;
   const hostname = (values.hostname as string | undefined) || o.env.CAHOSTNAME || systemHostname() || 'localhost';
   const secs = (k: ServerKey, d: number) => Math.round(num(k, d) * 1000);
+  const dbWhere = o.flags.db !== undefined ? 'command line' : values.db !== undefined ? where : o.env.LITEBOOT_DB !== undefined ? '$LITEBOOT_DB' : where;
+  const db = o.dbPath === '' ? '' : resolveDb((values.db as string | undefined) ?? o.env.LITEBOOT_DB ?? o.dbPath ?? 'CADB.db', o.cwd, dbWhere);
+  const dbPath = isDatabaseUrlSpec(db) ? '' : db;
   const cfg: ServerConfig = {
     hostname,
     listen: str('listen', ''),
@@ -303,8 +361,18 @@ export function loadServerConfig(o: LoadServerConfigOptions): ServerConfig {
     crlDays: num('crl_days', 7),
     crlFile: values.crl_file !== undefined && values.crl_file !== '' ? resolve(o.cwd, values.crl_file as string) : undefined,
     ocspSigner: str('ocsp_signer', 'ca') as ServerConfig['ocspSigner'],
-    // Default on, beside the database.
-    auditLog: values.audit_log === undefined ? (o.dbPath ? join(dirname(o.dbPath), 'audit.jsonl') : undefined) : values.audit_log === '' ? undefined : resolve(o.cwd, values.audit_log as string),
+    // Default on: beside CADB.db; for a PostgreSQL store (no file of its own), beside the certs
+    // directory (each server keeps its own trail of what it issued).
+    auditLog:
+      values.audit_log === undefined
+        ? dbPath
+          ? join(dirname(dbPath), 'audit.jsonl')
+          : isDatabaseUrlSpec(db) && o.certsDir
+            ? join(dirname(o.certsDir), 'audit.jsonl')
+            : undefined
+        : values.audit_log === ''
+          ? undefined
+          : resolve(o.cwd, values.audit_log as string),
     hubname: str('hubname', ''),
     resourcegroup: str('resourcegroup', ''),
     mqttport: num('mqttport', 8883),
@@ -313,7 +381,8 @@ export function loadServerConfig(o: LoadServerConfigOptions): ServerConfig {
     allowRebind: (values.allow_rebind as boolean | undefined) ?? false,
     deviceDays: num('device_days', 365),
     certsDir: o.certsDir,
-    dbPath: o.dbPath,
+    db,
+    dbPath,
     compactBytes: values.journal_compact_bytes as number | undefined,
     metricsListen: ((l) => l && { ...l, explicit: values.metrics_listen !== undefined })(parseListen(str('metrics_listen', '127.0.0.1:9464'), where)),
     logFormat: str('log_format', 'text') as ServerConfig['logFormat'],

@@ -5,7 +5,7 @@ import { OID } from '../asn1/oids.js';
 import { toPem } from '../asn1/pem.js';
 import { LitebootError, type ErrorCode } from '../errors.js';
 import { NO_METRICS, type Metrics } from '../metrics.js';
-import type { CredentialKind, Store } from '../store/types.js';
+import { SerialTakenError, type CredentialKind, type Store } from '../store/types.js';
 import { acceptCsr, type AcceptedRequest, type IssuancePolicy } from './policy.js';
 import type { OcspCertStatus } from '../asn1/ocsp.js';
 import type { AuditSink } from '../audit/audit-log.js';
@@ -96,6 +96,12 @@ const SERVER_FAULTS = new Set<ErrorCode>(['INTERNAL', 'DB_IO', 'DB_READONLY', 'D
  */
 const REASONS = new Set([0, 1, 2, 3, 4, 5, 6, 9, 10]);
 
+/** How often each server rereads the revocation feed whatever the notifications say (a NOTIFY lost with a dropped connection). */
+export const RESYNC_MS = 5000;
+
+/** Signing again with a fresh serial when another server took the one drawn (SerialTakenError): rare, so a few tries. */
+const SERIAL_TRIES = 5;
+
 /**
  * The certificate authority's use cases, independent of HTTP: enrolment, key update,
  * revocation, status, and who may do what. The server decodes, calls one method, encodes.
@@ -107,42 +113,105 @@ export class Authority {
   /** The CRL distribution point and AIA extensions of every device certificate, encoded once. */
   private readonly revocationInfo: readonly Uint8Array[];
   /**
-   * Every revoked certificate (devices and credentials), loaded from the store once and kept up
-   * to date by revoke(): one process's view (several servers on one store need notifications).
+   * Every revoked certificate (devices and credentials), as of the store's revocation feed: loaded
+   * at start, updated at once by this process's revoke(), and by other servers' revocations on the
+   * same store through watch() (within milliseconds) and a resync every RESYNC_MS (a missed NOTIFY).
+   * The TLS listeners read it synchronously; the REST API and OCSP also read the store's record.
    */
   private readonly revoked = new Map<bigint, { revokedAt?: Date; reason?: number }>();
-  /** Serials of the bootstrap and operator credentials recorded in the store (this process's cache). */
-  private readonly knownCredentialsThisProcess = new Set<bigint>();
+  /** Where this process is in the store's revocation feed. */
+  private cursor = 0n;
+  /** The pull running now, and whether another was asked for meanwhile (calls coalesce). */
+  private pulling: Promise<number> | undefined;
+  private pullAgain: Promise<number> | undefined;
+  private unwatch: (() => void) | undefined;
+  private resyncTimer: NodeJS.Timeout | undefined;
 
-  /** Loads the revoked serials and the known credentials (call once before serving; see isRevoked). */
+  /** Loads the revoked serials (call once before serving; see isRevoked), then follows the feed until stop(). */
   async loadRevocations(): Promise<void> {
-    const now = this.o.clock();
-    for (const r of await this.o.store.revocations()) {
-      // The migration dated the original's undated rows; a read-only copy may not have run it.
-      this.revoked.set(r.serial, { revokedAt: r.revokedAt ?? now, reason: r.reason });
-      this.crls.add(r.serial, r.revokedAt ?? now, r.reason);
-    }
-    for (const c of await this.o.store.credentials()) this.knownCredentialsThisProcess.add(c.serial);
+    // The feed from its beginning holds every revocation, the original's undated rows included
+    // (dated now: the migration dates them; a read-only copy may not have run it).
+    await this.pull();
     await this.crls.rebuild();
+  }
+
+  /** Follows the other servers' revocations: the store's notifications, and a resync every `resyncMs` in case one was missed. */
+  follow(resyncMs = RESYNC_MS): void {
+    if (this.unwatch) return;
+    let failing = false; // one line when the feed fails, one when it answers again (not one per resync)
+    const sync = () =>
+      void this.sync().then(
+        () => {
+          if (failing) this.o.warn?.('revocations: the store\'s revocation feed answers again; caught up');
+          failing = false;
+        },
+        (e: Error) => {
+          if (!failing) this.o.warn?.(`revocations: cannot read the store's revocation feed: ${e.message} (trying again every ${resyncMs / 1000} s; revocations made on other servers meanwhile are not yet enforced here)`);
+          failing = true;
+        },
+      );
+    this.unwatch = this.o.store.watch(sync);
+    this.resyncTimer = setInterval(sync, resyncMs);
+    this.resyncTimer.unref();
+  }
+
+  /** Stops following the feed. */
+  stop(): void {
+    this.unwatch?.();
+    this.unwatch = undefined;
+    clearInterval(this.resyncTimer);
+    this.crls.stop();
+  }
+
+  /** Reads the feed and, when it brought a revocation this process did not know, publishes a new CRL. */
+  async sync(): Promise<void> {
+    if ((await this.pull()) > 0) await this.crls.rebuild();
+  }
+
+  /** Reads the feed from the cursor into the revoked set and the CRL entries; returns how many serials were new. Calls coalesce. */
+  private pull(): Promise<number> {
+    this.pullAgain ??= (this.pulling ?? Promise.resolve(0)).catch(() => 0).then(() => {
+      this.pullAgain = undefined;
+      this.pulling = this.pullNow().finally(() => {
+        this.pulling = undefined;
+      });
+      return this.pulling;
+    });
+    return this.pullAgain;
+  }
+
+  private async pullNow(): Promise<number> {
+    const now = this.o.clock();
+    let fresh = 0;
+    for (;;) {
+      const { items, cursor } = await this.o.store.revocationsSince(this.cursor);
+      for (const r of items) if (this.remember(r.serial, r.revokedAt ?? now, r.reason)) fresh++;
+      const moved = cursor > this.cursor;
+      this.cursor = cursor > this.cursor ? cursor : this.cursor;
+      if (items.length === 0 || !moved) return fresh;
+    }
+  }
+
+  /** Adds a revocation to the set and the CRL's entries (not yet published); false if it was known. */
+  private remember(serial: bigint, revokedAt: Date, reason: number | undefined): boolean {
+    if (this.revoked.has(serial)) return false;
+    this.revoked.set(serial, { revokedAt, reason });
+    this.crls.add(serial, revokedAt, reason);
+    return true;
   }
 
   /**
    * Records a bootstrap or operator credential the CA issued (from certs/ at start-up, or the
-   * first time one connects), so that it can be revoked by serial.
+   * first time one connects), so that it can be revoked by serial. False if it was recorded
+   * already (by this server or another on the same store).
    */
   async recordCredential(kind: CredentialKind, name: string, serial: bigint, der: Uint8Array): Promise<boolean> {
-    if (this.knownCredentialsThisProcess.has(serial)) return false;
-    if (await this.o.store.findCredential(serial)) {
-      this.knownCredentialsThisProcess.add(serial);
-      return false;
-    }
+    if (await this.o.store.findCredential(serial)) return false;
     await this.o.audit?.append({ event: 'credential', serial: serial.toString(), kind, name });
-    const fresh = await this.o.store.recordCredential({ serial, kind, name, der, recordedAt: this.o.clock() });
-    this.knownCredentialsThisProcess.add(serial);
-    return fresh;
+    return this.o.store.recordCredential({ serial, kind, name, der, recordedAt: this.o.clock() });
   }
 
-  /** Is this serial revoked? Synchronous, for the TLS listeners' check right after a handshake. */
+  /** Is this serial revoked? Synchronous, for the TLS listeners' check right after a handshake (see `revoked`). */
   isRevoked(serial: bigint): boolean {
     return this.revoked.has(serial);
   }
@@ -151,7 +220,8 @@ export class Authority {
 
   constructor(private readonly o: AuthorityOptions) {
     this.metrics = o.metrics ?? NO_METRICS;
-    this.crls = new CrlPublisher({ issuer: o.issuer, store: o.store, clock: o.clock, days: o.crlDays ?? 7 });
+    // Each CRL first reads the feed, after taking its number: a larger number never lists less.
+    this.crls = new CrlPublisher({ issuer: o.issuer, store: o.store, clock: o.clock, days: o.crlDays ?? 7, catchUp: () => this.pull().then(() => {}) });
     this.revocationInfo = o.publicUrl ? revocationInfo(o.publicUrl) : [];
   }
 
@@ -170,7 +240,11 @@ export class Authority {
     }
     const kind: CredentialKind | undefined = peer.ous.includes(OPERATOR_OU) ? 'operator' : peer.ous.includes(BOOTSTRAP_OU) ? 'bootstrap' : undefined;
     if (!kind) return { role: 'none', cn: peer.cn, serial: peer.serial, label: `unknown:${peer.cn}` };
-    if (peer.der && !this.knownCredentialsThisProcess.has(peer.serial)) await this.recordCredential(kind, peer.cn, peer.serial, peer.der);
+    // Read from the store on every request (a primary-key lookup), not cached: a credential revoked
+    // on another server is refused here at once, before this server's feed has caught up.
+    const cred = await this.o.store.findCredential(peer.serial);
+    if (cred && !cred.valid) throw new LitebootError('FORBIDDEN', 'your certificate has been revoked');
+    if (!cred && peer.der) await this.recordCredential(kind, peer.cn, peer.serial, peer.der);
     return kind === 'operator'
       ? { role: 'operator', cn: peer.cn, serial: peer.serial, label: `operator:${peer.cn}` }
       : { role: 'bootstrap', cn: peer.cn, serial: peer.serial, label: `bootstrap:${peer.serial}` };
@@ -185,6 +259,19 @@ export class Authority {
   }
 
   private async issue(req: AcceptedRequest, caller: Caller, via: IssueVia, bind = false): Promise<Issued> {
+    for (let tries = 1; ; tries++) {
+      try {
+        return await this.issueOnce(req, caller, via, bind);
+      } catch (e) {
+        // Another server on the store recorded this serial first: nothing was recorded, nobody
+        // received this certificate; sign again with the next serial.
+        if (!(e instanceof SerialTakenError) || tries >= SERIAL_TRIES) throw e;
+        this.o.warn?.(`another server on the store took the serial drawn for ${req.deviceId} at the same moment; signing again with a fresh one (try ${tries + 1} of ${SERIAL_TRIES})`);
+      }
+    }
+  }
+
+  private async issueOnce(req: AcceptedRequest, caller: Caller, via: IssueVia, bind: boolean): Promise<Issued> {
     const notBefore = this.o.clock();
     const serial = this.o.serials.next();
     const keyId = keyIdentifier(req.csr.spki); // once: the certificate's SKI and the store's keyid
@@ -212,7 +299,8 @@ export class Authority {
     const [a, r] = await Promise.allSettled([audited, stored]);
     if (r.status === 'rejected') {
       if (a.status === 'fulfilled' && audited) {
-        await this.o.audit?.append({ event: 'issue-aborted', serial: serial.toString(), device: req.deviceId, why: r.reason instanceof LitebootError ? r.reason.code : 'INTERNAL' }).catch(() => {});
+        const why = r.reason instanceof SerialTakenError ? 'SERIAL_TAKEN' : r.reason instanceof LitebootError ? r.reason.code : 'INTERNAL';
+        await this.o.audit?.append({ event: 'issue-aborted', serial: serial.toString(), device: req.deviceId, why }).catch(() => {});
       }
       throw r.reason;
     }
@@ -225,6 +313,9 @@ export class Authority {
    * After a crash: writes the audit line of any certificate recorded in the last minute before the
    * log's last line, or after it, that has none (its line was still being written; nobody received
    * the certificate). Returns how many lines it wrote.
+   *
+   * Assumes one process per audit log and store: with several servers on one store, another
+   * server's certificates of that minute are written here too (marked `recovered`).
    */
   async recoverAudit(audit: { lastTime?: Date; issuedSerialsSince(t: Date): Set<string> }): Promise<number> {
     if (!audit.lastTime || !this.o.audit) return 0; // a new log beside an old database starts now
@@ -267,7 +358,8 @@ export class Authority {
         // Other keys first: a device re-enrolling with its bound key (the common case) reads no rows.
         const keyId = keyIdentifier(req.csr.spki);
         const at = this.o.clock();
-        if ((await this.o.store.boundKeyIds(req.deviceId, at, keyId)).length > 0 && !(await this.o.store.boundKeyIds(req.deviceId, at)).some((k) => keyId.equals(k))) {
+        const others = await this.o.store.boundKeyIds(req.deviceId, at, keyId); // a store may ignore `except`
+        if (others.length > 0 && !others.some((k) => keyId.equals(k)) && !(await this.o.store.boundKeyIds(req.deviceId, at)).some((k) => keyId.equals(k))) {
           throw new LitebootError('DEVICE_BOUND', 'device already enrolled with another key');
         }
       }
@@ -365,11 +457,13 @@ export class Authority {
     if (await this.o.store.revoke(serial, reason, at)) await this.published(serial, at, reason);
   }
 
-  /** A revocation is in force on this process's listeners at once, and in its CRL before krr answers. */
+  /**
+   * A revocation is in force on this process's listeners at once, and in its CRL before krr
+   * answers; other servers on the store take it from the feed.
+   */
   private async published(serial: bigint, at: Date, reason: number): Promise<void> {
-    this.revoked.set(serial, { revokedAt: at, reason });
+    this.remember(serial, at, reason);
     this.metrics.revoked(reason);
-    this.crls.add(serial, at, reason);
     await this.crls.rebuild();
   }
 
@@ -415,12 +509,16 @@ export class Authority {
     return toPem('CERTIFICATE', rec.der);
   }
 
-  /** OCSP: the status of a serial this CA may have issued, from the same state as the CRL. */
+  /**
+   * OCSP: the status of a serial this CA may have issued, from the same state as the CRL, or from
+   * the store's record when that is newer (a revocation on another server the feed has not
+   * brought yet): OCSP is never behind the store.
+   */
   async serialStatus(serial: bigint): Promise<OcspCertStatus> {
     const r = this.revoked.get(serial);
     if (r) return { status: 'revoked', revokedAt: r.revokedAt ?? this.o.clock(), reason: r.reason };
-    if (await this.o.store.findBySerial(serial)) return { status: 'good' };
-    if (this.knownCredentialsThisProcess.has(serial) || (await this.o.store.findCredential(serial))) return { status: 'good' };
-    return { status: 'unknown' };
+    const rec = (await this.o.store.findBySerial(serial)) ?? (await this.o.store.findCredential(serial));
+    if (!rec) return { status: 'unknown' };
+    return rec.valid ? { status: 'good' } : { status: 'revoked', revokedAt: rec.revokedAt ?? this.o.clock(), reason: rec.revokeReason };
   }
 }

@@ -27,14 +27,21 @@ export interface CrlPublisherOptions {
    * whose entries are the same durable ones, instead of taking a new one.
    */
   readOnly?: boolean;
+  /**
+   * Called after the CRL's number is taken and before the entries are read: brings the entries up
+   * to date with the store (the revocation feed), so a CRL carries every revocation that a CRL
+   * with a smaller number carried, whichever server built that one.
+   */
+  catchUp?: () => Promise<void>;
 }
 
-/** The store setting that keeps the last CRL number, so that it only ever grows (RFC 5280 §5.2.3). */
+/** The store counter that keeps the last CRL number, so that it only ever grows (RFC 5280 §5.2.3), shared by every server on the store. */
 export const CRL_NUMBER_SETTING = 'liteboot.crlNumber';
 
 /**
- * Keeps this process's current CRL. Entries are kept encoded and added as revocations happen, so
- * a rebuild costs one concatenation and one signature, not a scan of the database. Rebuilds are
+ * Keeps this process's current CRL (each server on a shared store builds its own, numbered from
+ * the store's one counter). Entries are kept encoded and added as revocations happen, so a
+ * rebuild costs one concatenation and one signature, not a scan of the database. Rebuilds are
  * coalesced: revocations arriving while one runs share the next.
  */
 export class CrlPublisher {
@@ -84,12 +91,12 @@ export class CrlPublisher {
 
   private async build(): Promise<PublishedCrl> {
     const now = this.o.clock();
-    const stored = BigInt((await this.o.store.getSetting(CRL_NUMBER_SETTING)) ?? '0');
-    // Time-based numbers grow across restarts without a write; the stored one guards a clock that went back.
-    const fromClock = BigInt(now.getTime());
-    let number = fromClock > stored ? fromClock : stored + 1n;
-    if (this.o.readOnly && stored > 0n) number = stored;
-    else if (!this.o.readOnly) await this.o.store.setSetting(CRL_NUMBER_SETTING, number.toString()); // durable before anyone sees it
+    // One counter for every server on the store, taken atomically and durable before anyone sees
+    // the CRL (earlier versions used the clock in ms; a store from them continues from there).
+    let number: bigint;
+    if (this.o.readOnly) number = BigInt((await this.o.store.getSetting(CRL_NUMBER_SETTING)) ?? '1');
+    else number = await this.o.store.nextCounter(CRL_NUMBER_SETTING);
+    await this.o.catchUp?.();
     const nextUpdate = new Date(Math.min(now.getTime() + this.o.days * DAY_MS, Math.max(this.o.issuer.notAfter.getTime(), now.getTime() + DAY_MS)));
     const der = await buildCrl(
       { issuerDer: this.o.issuer.subjectDer, issuerKeyId: this.o.issuer.keyId, thisUpdate: now, nextUpdate, number, entries: [...this.entries.values()] },

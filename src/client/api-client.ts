@@ -5,9 +5,6 @@ import { LitebootError } from '../errors.js';
 import { cborMap, encodeCbor } from '../protocol/cbor.js';
 import { MEDIA_TYPE, type Format } from '../protocol/format.js';
 import { decodeResponse, WireError, type Response, type ResponseKind } from '../protocol/responses.js';
-import { toPem } from '../asn1/pem.js';
-import { parseCertsOnly } from '../asn1/pkcs7.js';
-import { decodeEstBody, encodeEstBody, EST_MEDIA, mediaTypeOf } from '../protocol/est.js';
 
 /** How a device reaches liteboot: the server, the CA it trusts, the certificate it presents. */
 export interface ClientOptions {
@@ -123,6 +120,8 @@ export class ApiClient {
   async enrol(csrDer: Buffer, format: EnrolFormat, path = '/api/v1/cr'): Promise<Buffer> {
     if (format === 'est') return this.estEnrol(csrDer);
     if (format === 'p10') {
+      // Loaded here: the status commands never need PEM, EST or PKCS#7 (start-up, issue 16).
+      const { toPem } = await import('../asn1/pem.js');
       const boundary = `liteboot${randomBytes(12).toString('hex')}`;
       const body = Buffer.from(
         `--${boundary}\r\nContent-Disposition: form-data; name="csrfile"; filename="device.csr"\r\nContent-Type: application/octet-stream\r\n\r\n${toPem('CERTIFICATE REQUEST', csrDer)}\r\n--${boundary}--\r\n`,
@@ -144,6 +143,7 @@ export class ApiClient {
    * one new certificate out; errors are text/plain.
    */
   private async estEnrol(csrDer: Buffer): Promise<Buffer> {
+    const [{ parseCertsOnly }, { decodeEstBody, encodeEstBody, EST_MEDIA, mediaTypeOf }] = await Promise.all([import('../asn1/pkcs7.js'), import('../protocol/est.js')]);
     const r = await this.raw('POST', '/.well-known/est/simpleenroll', encodeEstBody(csrDer), { 'Content-Type': EST_MEDIA.csr });
     const message = () => r.body.toString('utf8').trim().slice(0, 200);
     if (r.status >= 500) throw new LitebootError('SERVER_FAILED', `the server failed (HTTP ${r.status}): ${message()}`);

@@ -1,3 +1,5 @@
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import { toPem } from '../asn1/pem.js';
 import type { AuditSink } from '../audit/audit-log.js';
 import type { CloudConfig } from '../config.js';
@@ -14,6 +16,17 @@ export interface RegistrarOptions {
   clock?: () => number;
   /** Registration outcomes (registered, or given up on) go to the audit trail. */
   audit?: AuditSink;
+  /** Who holds the leases this registrar takes (default: host:pid:random, one per process). */
+  owner?: string;
+}
+
+/**
+ * How long a claimed device stays this registrar's: longer than one attempt (the provider's
+ * timeout, plus the store's writes), so no other server registers it meanwhile; after a crash
+ * another server takes it over once the lease ends.
+ */
+export function leaseMs(cfg: CloudConfig): number {
+  return 2 * cfg.timeoutMs + 10_000;
 }
 
 /**
@@ -23,6 +36,10 @@ export interface RegistrarOptions {
  * backoff from retry_min to retry_max, or the service's Retry-After). Pending devices are picked
  * up again after a restart, so nothing is lost; a provider that is down, slow or refusing never
  * touches issuance.
+ *
+ * Several servers on one store: a device is claimed with a lease (store.claimRegistrations)
+ * before it is attempted, so each device is registered by one server at a time; recording the
+ * outcome ends the lease.
  */
 export class Registrar {
   private readonly inFlight = new Map<string, AbortController>();
@@ -32,10 +49,15 @@ export class Registrar {
   private stopped = false;
   private readonly clock: () => number;
   private readonly pollMs: number;
+  private readonly leaseMs: number;
+  /** This process's name on the leases it holds. */
+  readonly owner: string;
 
   constructor(private readonly o: RegistrarOptions) {
     this.clock = o.clock ?? Date.now;
     this.pollMs = Math.min(1000, o.cfg.retryMinMs);
+    this.leaseMs = leaseMs(o.cfg);
+    this.owner = o.owner ?? `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
   }
 
   start(): void {
@@ -78,7 +100,9 @@ export class Registrar {
     try {
       const free = this.o.cfg.concurrency - this.inFlight.size;
       if (free > 0) {
-        const due = (await this.o.store.dueRegistrations(this.clock(), free + this.inFlight.size)).filter((id) => !this.inFlight.has(id)).slice(0, free);
+        // A leased device is not handed out again (devices in flight here hold leases), so ask for
+        // exactly the free slots: a claimed device left unattempted would wait out its lease.
+        const due = (await this.o.store.claimRegistrations(this.clock(), free, this.owner, this.leaseMs)).filter((id) => !this.inFlight.has(id));
         for (const id of due) {
           const p = this.attempt(id).finally(() => this.attempts.delete(p));
           this.attempts.add(p);
@@ -121,7 +145,12 @@ export class Registrar {
         await this.record(deviceId, { status: 'registered', attempts: n, updatedAt: this.clock() });
         this.o.log.info(`cloud: registered ${deviceId} with ${this.o.provider.name} (attempt ${n})`);
       } catch (e) {
-        if (this.stopped) return; // aborted by shutdown: still pending, tried again after restart
+        if (this.stopped) {
+          // Aborted by shutdown: still pending, and released at once (recording ends the lease) for
+          // another server on the store, or this one after a restart.
+          await this.record(deviceId, { ...prev, status: 'pending', nextAttemptAt: this.clock(), updatedAt: this.clock() });
+          return;
+        }
         const err = e instanceof RegistrationError ? e : new RegistrationError((e as Error).message);
         const delay = err.retryAfterMs ?? Math.min(this.o.cfg.retryMaxMs, this.o.cfg.retryMinMs * 2 ** Math.min(n - 1, 30));
         const at = this.clock();
@@ -145,7 +174,9 @@ export class Registrar {
     for (const id of devices) {
       const reg = await this.o.store.registration(id);
       if (!reg || reg.status === 'registered') continue;
-      await this.o.store.setRegistration(id, { ...reg, status: 'pending', nextAttemptAt: this.clock(), updatedAt: this.clock() });
+      // Due already: nothing to hurry, and writing would end the lease of a server working on it.
+      const due = reg.status === 'pending' && (reg.nextAttemptAt ?? 0) <= this.clock();
+      if (!due) await this.o.store.setRegistration(id, { ...reg, status: 'pending', nextAttemptAt: this.clock(), updatedAt: this.clock() });
       n++;
     }
     this.schedule(0);

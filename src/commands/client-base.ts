@@ -1,12 +1,10 @@
-import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { Option } from 'clipanion';
 import { ApiClient } from '../client/api-client.js';
 import { loadServerConfig, scriptHostname } from '../config.js';
-import { LitebootError } from '../errors.js';
 import type { Format } from '../protocol/format.js';
-import { BaseCommand, positiveInt, usage } from './base.js';
+import { BaseCommand, parseWire, positiveInt, readCredential, usage } from './base.js';
 
 /** Which credential in the certs directory a command presents. */
 export type Credential = { kind: 'bootstrap' } | { kind: 'device'; uuid: string } | { kind: 'operator'; name: string };
@@ -18,9 +16,12 @@ export abstract class ClientCommand extends BaseCommand {
   config = Option.String('--config', { description: 'Configuration file to read the port from' });
   wire = Option.String('--wire', 'cbor', { description: 'Request format: cbor (as devices do) or json' });
 
+  protected override checkOptions(): void {
+    parseWire(this.wire);
+  }
+
   protected wireFormat(): Format {
-    if (this.wire !== 'cbor' && this.wire !== 'json') throw usage(`--wire must be cbor or json, not "${this.wire}"`);
-    return this.wire;
+    return parseWire(this.wire);
   }
 
   protected endpoint(hostArg?: string): { host: string; port: number } {
@@ -41,17 +42,13 @@ export abstract class ClientCommand extends BaseCommand {
   }
 
   protected client(c: Credential, hostArg?: string, connections = 1): ApiClient {
-    const certs = this.certsDir();
+    // A plain join, not this.certsDir(): CertsDir loads the ASN.1 modules, which slow every status command.
+    const certs = { path: (name: string) => join(resolve(this.certs), name) };
     const f = this.credentialFiles(c);
-    const read = (name: string, what: string) => {
-      try {
-        return readFileSync(certs.path(name));
-      } catch {
-        throw new LitebootError('FILE_MISSING', `${what} not found at ${certs.path(name)}${c.kind === 'bootstrap' ? '; run `liteboot setup-bootstrap` (or pass --certs DIR)' : ''}`);
-      }
-    };
+    const hint = c.kind === 'bootstrap' ? 'run `liteboot setup-bootstrap`' : c.kind === 'device' ? 'enrol it with `liteboot new-device`' : `run \`liteboot operator create ${c.name}\``;
+    const read = (name: string, what: string, kind: 'certificate' | 'key', fix: string) => readCredential(certs.path(name), what, kind, fix);
     const { host, port } = this.endpoint(hostArg);
-    return new ApiClient({ host, port, ca: read('CA.crt', 'the CA certificate'), cert: read(f.cert, `the certificate of ${f.what}`), key: read(f.key, `the key of ${f.what}`), connections });
+    return new ApiClient({ host, port, ca: read('CA.crt', 'the CA certificate', 'certificate', 'copy CA.crt there or run `liteboot setup-ca`'), cert: read(f.cert, `the certificate of ${f.what}`, 'certificate', hint), key: read(f.key, `the key of ${f.what}`, 'key', hint), connections });
   }
 }
 

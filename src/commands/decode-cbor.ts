@@ -1,13 +1,13 @@
-import { readFileSync } from 'node:fs';
 import { Option } from 'clipanion';
 import { LitebootError } from '../errors.js';
 import { decodeCborResponse, responseAsJson, WireError, type ResponseKind } from '../protocol/responses.js';
-import { BaseCommand, usage } from './base.js';
+import { BaseCommand, readUserFile, usage } from './base.js';
 
 const KINDS = ['cc', 'cs', 'ds', 'csr', 'ccs', 'auto'] as const;
 
 export class DecodeCborCommand extends BaseCommand {
   static override paths = [['decode-cbor']];
+  static override usesCertsDir = false;
   static override usage = BaseCommand.Usage({
     category: 'Tools',
     description: 'decode a CBOR response body and print it as the server\'s JSON',
@@ -25,18 +25,14 @@ export class DecodeCborCommand extends BaseCommand {
     ],
   });
 
-  input = Option.String('-i,--input', { required: true, description: 'The CBOR file, or - for standard input' });
+  input = Option.String('-i,--input', { description: 'The CBOR file, or - for standard input (required)' });
   kind = Option.String('-r,--response', 'auto', { description: 'cc, cs, ds, csr, ccs or auto' });
 
   protected async run(): Promise<number> {
     if (!(KINDS as readonly string[]).includes(this.kind)) throw usage(`-r must be one of ${KINDS.join(', ')}, not "${this.kind}"`);
-    let body: Buffer;
-    try {
-      body = this.input === '-' ? readFileSync(0) : readFileSync(this.input);
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      throw new LitebootError(code === 'ENOENT' ? 'FILE_MISSING' : 'FILE_UNREADABLE', `${this.input}: ${code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
-    }
+    // Not a required option for clipanion: its refusal is "Command not found" and a usage dump.
+    if (this.input === undefined) throw usage('decode-cbor needs -i FILE (the CBOR body; - for standard input)');
+    const body = readUserFile(this.input);
     try {
       const r = decodeCborResponse(body, this.kind as ResponseKind | 'auto');
       this.print(responseAsJson(r));

@@ -3,7 +3,7 @@ import { Option } from 'clipanion';
 import { describeObjects, type Description } from '../asn1/describe.js';
 import { LitebootError } from '../errors.js';
 import { decodeCborResponse, responseAsJson } from '../protocol/responses.js';
-import { BaseCommand } from './base.js';
+import { BaseCommand, fsReason } from './base.js';
 
 /** A CBOR response body saved from the API, recognised by its structure. */
 type CborDescription = { kind: 'cbor-response'; response: string; json: string };
@@ -25,6 +25,7 @@ function describeCbor(data: Buffer, original: unknown): CborDescription[] {
 
 export class InspectCommand extends BaseCommand {
   static override paths = [['inspect']];
+  static override usesCertsDir = false;
   static override usage = BaseCommand.Usage({
     category: 'Tools',
     description: 'describe certificates, CSRs, keys, CRLs and CBOR response bodies',
@@ -59,7 +60,7 @@ export class InspectCommand extends BaseCommand {
     if (this.json) this.printJson(results);
     else {
       for (const r of results) {
-        if (r.error) this.context.stderr.write(`liteboot: ${r.file}: ${r.error}\n`);
+        if (r.error) this.context.stderr.write(`liteboot: ${r.error.startsWith('cannot read ') ? '' : `${r.file}: `}${r.error}\n`);
         else for (const d of r.objects!) this.printText(r.file, d);
       }
     }
@@ -70,8 +71,8 @@ export class InspectCommand extends BaseCommand {
     try {
       return file === '-' ? readFileSync(0) : readFileSync(file);
     } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      throw new LitebootError(code === 'ENOENT' ? 'FILE_MISSING' : 'FILE_UNREADABLE', code === 'ENOENT' ? 'no such file' : (e as Error).message);
+      const why = fsReason(e);
+      throw new LitebootError(why === 'not found' ? 'FILE_MISSING' : 'FILE_UNREADABLE', `cannot read ${file === '-' ? 'standard input' : file}: ${why ?? 'not readable'}`, { cause: e });
     }
   }
 

@@ -8,6 +8,7 @@ import { BaseCommand } from './base.js';
 
 export class StatusCommand extends BaseCommand {
   static override paths = [['status']];
+  static override usesCertsDir = false;
   static override usage = BaseCommand.Usage({
     category: 'Operations',
     description: "show a running server's health, readiness and counts",

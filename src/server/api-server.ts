@@ -162,6 +162,7 @@ export class ApiServer {
       if (mapped && isLitebootError(e)) {
         code = e.code;
         reply = failed(mapped.status, mapped.message ?? e.message);
+        if (mapped.headers) reply.headers = { ...reply.headers, ...mapped.headers };
         if (e.code === 'BODY_TOO_LARGE') res.setHeader('Connection', 'close');
       } else {
         code = isLitebootError(e) ? e.code : 'INTERNAL';

@@ -16,7 +16,7 @@ import { LitebootError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { makeProvider } from '../cloud/providers/index.js';
 import { Registrar } from '../cloud/registrar.js';
-import { openStore } from '../store/sqljs-store.js';
+import { openStoreAt } from '../store/open.js';
 import type { Store } from '../store/types.js';
 import { ApiServer, listenError } from './api-server.js';
 import { MtlsListener } from './mtls-listener.js';
@@ -142,9 +142,11 @@ export async function startServer(o: StartOptions): Promise<RunningServer> {
   // Made before the store so that its journal commits are timed from the first one.
   let fleetStore: Store | undefined;
   const metrics = config.metricsListen ? new PromMetrics({ clock, fleet: (at, before) => fleetStore!.fleetCounts(at, before) }) : undefined;
-  const store = await openStore({ path: config.dbPath, compactBytes: config.compactBytes, log: (m) => log.info(`store: ${m}`), onCommit: metrics && ((s) => metrics.storeCommit(s)) });
+  // A path is CADB.db (sql.js, this process alone); a postgres:// URL is shared with other servers.
+  const store = await openStoreAt(config.db, { compactBytes: config.compactBytes, log: (m) => log.info(`store: ${m}`), onCommit: metrics && ((s) => metrics.storeCommit(s)) });
   fleetStore = store;
   let audit: AuditLog | undefined;
+  let authorityRef: Authority | undefined;
   try {
     audit = config.auditLog ? AuditLog.open(config.auditLog, { clock, log: (m) => log.warn(m) }) : undefined;
     const authority = new Authority({
@@ -162,6 +164,7 @@ export async function startServer(o: StartOptions): Promise<RunningServer> {
       audit,
       metrics,
     });
+    authorityRef = authority;
     const registrar = new Registrar({ store, provider, cfg: config.cloud, log, audit });
     authority.onIssued(() => registrar.notifyIssued());
     if (config.crlFile) {
@@ -175,6 +178,7 @@ export async function startServer(o: StartOptions): Promise<RunningServer> {
       });
     }
     await authority.loadRevocations();
+    authority.follow(); // other servers' revocations on the same store, until stop()
     if (audit) {
       const recovered = await authority.recoverAudit(audit);
       if (recovered > 0) log.warn(`audit: wrote the lines of ${recovered} certificate(s) recorded just before a crash (no client received them)`);
@@ -234,13 +238,14 @@ export async function startServer(o: StartOptions): Promise<RunningServer> {
       stop: () =>
         (stopping ??= (async () => {
           await Promise.all([api.stop(10_000), mtls.stop(), pub?.stop(), ml?.stop()]);
-          authority.crls.stop();
+          authority.stop();
           await registrar.stop();
           await audit?.close();
           await store.close();
         })()),
     };
   } catch (e) {
+    authorityRef?.stop();
     await audit?.close();
     await store.close();
     throw e;

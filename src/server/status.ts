@@ -7,6 +7,8 @@ export interface StatusRow {
    * messages it composes itself from checked parts (never a library's or OpenSSL's text).
    */
   message?: string;
+  /** Headers sent with the answer (e.g. Retry-After on a 503 the client should retry). */
+  headers?: Readonly<Record<string, string>>;
 }
 
 const INTERNAL = 'internal server error';
@@ -68,7 +70,8 @@ export const TABLE: Readonly<Record<ErrorCode, StatusRow & { fault?: true }>> = 
   DB_LOCKED: FAULT,
   DB_IO: FAULT,
   DB_READONLY: FAULT,
-  DB_UNAVAILABLE: { status: 503, message: 'service unavailable: the database cannot be reached; retry later' },
+  // RFC 9110 §10.2.3: a 503 may say when to come back. A restarting PostgreSQL takes seconds.
+  DB_UNAVAILABLE: { status: 503, message: 'service unavailable: the database cannot be reached; retry later', headers: { 'Retry-After': '2' } },
   INTERNAL: FAULT,
 };
 
@@ -79,5 +82,5 @@ export const TABLE: Readonly<Record<ErrorCode, StatusRow & { fault?: true }>> = 
 export const STATUS: Partial<Record<ErrorCode, StatusRow>> = Object.fromEntries(
   Object.entries(TABLE)
     .filter(([, row]) => !row.fault)
-    .map(([code, row]) => [code, row.message === undefined ? { status: row.status } : { status: row.status, message: row.message }]),
+    .map(([code, row]) => [code, { status: row.status, ...(row.message === undefined ? {} : { message: row.message }), ...(row.headers ? { headers: row.headers } : {}) }]),
 );

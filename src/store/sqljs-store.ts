@@ -7,7 +7,7 @@ import { LitebootError } from '../errors.js';
 import { DB_FILE_MODE, fsyncDir, JournalWriter, listSegments, readSegment, removeFile, segmentPath, truncateSegment, type JournalRecord } from './journal.js';
 import { WriterLock } from './lock.js';
 import { createBaseSchema, GO_SCHEMA_VERSION, pendingMigrations, runMigrations, schemaVersion } from './schema.js';
-import type { BindingCheck, CertificateRecord, Credential, CredentialKind, CredentialRecord, DeviceSummary, FleetCounts, IssuedCertificate, Registration, RegistrationStatus, Revocation, Store } from './types.js';
+import { SerialTakenError, type BindingCheck, type CertificateRecord, type Credential, type CredentialKind, type CredentialRecord, type DeviceSummary, type FleetCounts, type IssuedCertificate, type Registration, type RegistrationStatus, type Revocation, type RevocationPage, type Store } from './types.js';
 
 export interface OpenStoreOptions {
   /** Path of CADB.db. */
@@ -97,6 +97,14 @@ export class SqlJsStore implements Store {
    * BINDINGS_CACHED devices. Exact because this process is the only writer (the lock).
    */
   private readonly bindings = new Map<string, Map<string, number>>();
+  /**
+   * The revocation feed, in the order of this process's revocations (one writer per file, so the
+   * feed needs no column on disk: a cursor is an index into it). Built on first use.
+   */
+  private feed: Revocation[] | undefined;
+  private readonly watchers = new Set<() => void>();
+  /** Registration leases: one process holds CADB.db, so they live in memory. */
+  private readonly leases = new Map<string, { owner: string; until: number }>();
 
   private constructor(
     private readonly db: Database,
@@ -347,8 +355,9 @@ export class SqlJsStore implements Store {
 
   recordIssued(c: IssuedCertificate, binding?: BindingCheck): Promise<void> {
     if (!validSerial(c.serial)) return Promise.reject(new LitebootError('INTERNAL', `serial ${c.serial} is outside 1..2^63-1`));
+    // Checked and applied in one synchronous step: nothing else runs on this store in between.
+    if (this.one('SELECT 1 FROM certs WHERE serial = ? LIMIT 1', [c.serial.toString()])) return Promise.reject(new SerialTakenError(c.serial));
     if (binding) {
-      // Checked and applied in one synchronous step: nothing else runs on this store in between.
       // Only other keys' rows: a re-enrolment with the bound key reads none, however many it has.
       const others = this.boundKeyIdsSync(c.deviceId, binding.at, c.keyId);
       if (others.length > 0 && !this.hasValidKey(c.deviceId, binding.at, c.keyId)) {
@@ -374,8 +383,46 @@ export class SqlJsStore implements Store {
     if (!validSerial(serial)) return false;
     const row = this.one('SELECT valid FROM certs WHERE serial = ? LIMIT 1', [serial.toString()]);
     if (!row || row[0] === 0) return false;
+    const feedBuilt = this.feed !== undefined; // else the feed, built later from the table, has it
     await this.commit({ op: 'revoke', serial: serial.toString(), at: at.getTime(), reason });
+    this.revoked(feedBuilt, { serial, revokedAt: new Date(at.getTime()), reason });
     return true;
+  }
+
+  /** After a durable revocation: feed it and tell the watchers. */
+  private revoked(feedBuilt: boolean, r: Revocation): void {
+    if (feedBuilt) this.feed!.push(r);
+    for (const w of this.watchers) {
+      setImmediate(() => {
+        try {
+          w();
+        } catch {
+          /* a watcher's failure is its own */
+        }
+      });
+    }
+  }
+
+  async revocationsSince(cursor: bigint): Promise<RevocationPage> {
+    this.feed ??= this.revocationsSync();
+    const from = cursor < 0n ? 0 : cursor > BigInt(this.feed.length) ? this.feed.length : Number(cursor);
+    return { items: this.feed.slice(from), cursor: BigInt(this.feed.length) };
+  }
+
+  watch(onChange: () => void): () => void {
+    const w = () => onChange();
+    this.watchers.add(w);
+    return () => {
+      this.watchers.delete(w);
+    };
+  }
+
+  async nextCounter(key: string): Promise<bigint> {
+    // Read and written in one synchronous step, so two callers never get the same value.
+    const current = this.settingSync(key);
+    const next = (current !== undefined && /^\d+$/.test(current) ? BigInt(current) : 0n) + 1n;
+    await this.commit({ op: 'set', key, value: next.toString() });
+    return next;
   }
 
   /** Notes in the cache (if the device is in it) an unrevoked certificate for `keyHex` until `notAfter`. */
@@ -441,6 +488,10 @@ export class SqlJsStore implements Store {
   }
 
   async revocations(): Promise<Revocation[]> {
+    return this.revocationsSync();
+  }
+
+  private revocationsSync(): Revocation[] {
     const rows = [
       ...this.all('SELECT CAST(serial AS TEXT), revoked_at, revoke_reason FROM certs WHERE valid = 0 ORDER BY rowid', []),
       ...this.all('SELECT serial, revoked_at, revoke_reason FROM credentials WHERE valid = 0 ORDER BY rowid', []),
@@ -483,7 +534,9 @@ export class SqlJsStore implements Store {
   async revokeCredential(serial: bigint, reason: number, at: Date): Promise<boolean> {
     const row = this.one('SELECT valid FROM credentials WHERE serial = ?', [serial.toString()]);
     if (!row || row[0] === 0) return false;
+    const feedBuilt = this.feed !== undefined;
     await this.commit({ op: 'credrevoke', serial: serial.toString(), at: at.getTime(), reason });
+    this.revoked(feedBuilt, { serial, revokedAt: new Date(at.getTime()), reason });
     return true;
   }
 
@@ -536,6 +589,7 @@ export class SqlJsStore implements Store {
   }
 
   setRegistration(deviceId: string, reg: Registration): Promise<void> {
+    this.leases.delete(deviceId);
     return this.commit({ op: 'reg', id: deviceId, status: reg.status, attempts: reg.attempts, err: reg.lastError, next: reg.nextAttemptAt, at: reg.updatedAt });
   }
 
@@ -546,8 +600,30 @@ export class SqlJsStore implements Store {
     ).map((r) => String(r[0]));
   }
 
+  async claimRegistrations(now: number, limit: number, owner: string, leaseMs: number): Promise<string[]> {
+    if (limit <= 0) return [];
+    const claimed: string[] = [];
+    // Due rows in order, skipping those another owner holds; the scan goes on past them.
+    const s = this.stmt(`SELECT id FROM devices WHERE reg_state = 'pending' AND reg_next_at <= ? ORDER BY reg_next_at`);
+    try {
+      s.bind([now]);
+      while (claimed.length < limit && s.step()) {
+        const id = String(s.get()[0]);
+        const lease = this.leases.get(id);
+        if (lease && lease.until > now) continue;
+        claimed.push(id);
+      }
+    } finally {
+      s.reset();
+    }
+    for (const id of claimed) this.leases.set(id, { owner, until: now + leaseMs });
+    return claimed;
+  }
+
   private settingSync(key: string): string | undefined {
-    const r = this.one('SELECT value FROM settings WHERE key = ?', [key]);
+    // The Go schema's `value STRING` has NUMERIC affinity: a decimal is stored as an INTEGER, which
+    // sql.js would hand back as a JavaScript number (inexact past 2^53). As text, it is exact.
+    const r = this.one('SELECT CAST(value AS TEXT) FROM settings WHERE key = ?', [key]);
     return r ? String(r[0]) : undefined;
   }
 

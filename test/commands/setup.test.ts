@@ -209,7 +209,7 @@ describe('inspect', () => {
       const r = liteboot(['inspect', 'junk', 'missing'], { cwd: dir });
       assert.equal(r.code, 1);
       assert.match(r.stderr, /junk: not a certificate, CSR, key, CRL or CBOR response body/);
-      assert.match(r.stderr, /missing: no such file/);
+      assert.match(r.stderr, /^liteboot: cannot read missing: not found$/m);
       assert.doesNotMatch(r.stderr, /at .*\.js:\d+/);
     } finally {
       cleanup();

@@ -7,6 +7,7 @@ import { defaultAuditPath } from './verify.js';
 
 export class AuditShowCommand extends BaseCommand {
   static override paths = [['audit', 'show']];
+  static override usesCertsDir = false;
   static override usage = BaseCommand.Usage({
     category: 'Operations',
     description: 'show the audit trail of a certificate or a device',

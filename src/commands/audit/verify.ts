@@ -10,6 +10,7 @@ export function defaultAuditPath(file: string | undefined, db: string): string {
 
 export class AuditVerifyCommand extends BaseCommand {
   static override paths = [['audit', 'verify']];
+  static override usesCertsDir = false;
   static override usage = BaseCommand.Usage({
     category: 'Operations',
     description: 'check that the audit log was not edited, cut or reordered',

@@ -1,8 +1,9 @@
+import { createHash } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { Option } from 'clipanion';
 import { publicKeyToPem, spkiDer } from '../../asn1/keys.js';
 import { LitebootError } from '../../errors.js';
-import { BaseCommand } from '../base.js';
+import { BaseCommand, fsErrorMessage } from '../base.js';
 import { CaCommand } from '../ca-password.js';
 
 export class CakeyGetpubCommand extends CaCommand {
@@ -18,6 +19,7 @@ export class CakeyGetpubCommand extends CaCommand {
   });
 
   der = Option.String('--der', { description: 'Also write the DER SubjectPublicKeyInfo to this file' });
+  json = Option.Boolean('--json', false, { description: 'Print {"publicKey":"<PEM>","sha256":"<hex of the DER>"}' });
 
   protected async run(): Promise<void> {
     const ca = await this.loadCa();
@@ -25,9 +27,10 @@ export class CakeyGetpubCommand extends CaCommand {
       try {
         writeFileSync(this.der, spkiDer(ca.key));
       } catch (e) {
-        throw new LitebootError('FILE_UNREADABLE', `cannot write ${this.der}: ${(e as Error).message}`, { cause: e });
+        throw new LitebootError('FILE_UNREADABLE', fsErrorMessage(e, this.der, 'write') ?? `cannot write ${this.der}`, { cause: e });
       }
     }
-    this.context.stdout.write(publicKeyToPem(ca.key));
+    if (this.json) this.printJson({ publicKey: publicKeyToPem(ca.key), sha256: createHash('sha256').update(spkiDer(ca.key)).digest('hex') });
+    else this.context.stdout.write(publicKeyToPem(ca.key));
   }
 }

@@ -2,8 +2,10 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Option } from 'clipanion';
 import { LitebootError } from '../../errors.js';
+import { describeDb } from '../../config.js';
+import { isDatabaseUrl } from '../../store/open.js';
 import { openStore } from '../../store/sqljs-store.js';
-import { BaseCommand } from '../base.js';
+import { BaseCommand, usage } from '../base.js';
 
 export class DbBackupCommand extends BaseCommand {
   static override paths = [['db', 'backup']];
@@ -29,6 +31,9 @@ export class DbBackupCommand extends BaseCommand {
   json = Option.Boolean('--json', false, { description: 'Print JSON' });
 
   protected async run(): Promise<number> {
+    if (isDatabaseUrl(this.db)) {
+      throw usage(`db backup copies CADB.db; back up the PostgreSQL database ${describeDb(this.db)} with its own tools: pg_dump -Fc -f liteboot.dump '<URL>' (restore: pg_restore -d '<URL>' liteboot.dump)`);
+    }
     const target = resolve(this.file);
     if (existsSync(target)) throw new LitebootError('FILE_EXISTS', `refusing to overwrite ${target}`);
     if (!existsSync(resolve(this.db))) throw new LitebootError('FILE_MISSING', `no database at ${resolve(this.db)} (pass --db PATH)`);

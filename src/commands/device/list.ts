@@ -1,10 +1,13 @@
+import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { LitebootError } from '../../errors.js';
 import { Option } from 'clipanion';
-import { openStore } from '../../store/sqljs-store.js';
+import { isDatabaseUrl, openStoreAt } from '../../store/open.js';
 import { BaseCommand } from '../base.js';
 
 export class DeviceListCommand extends BaseCommand {
   static override paths = [['device', 'list']];
+  static override usesCertsDir = false;
   static override usage = BaseCommand.Usage({
     category: 'Devices',
     description: 'list the devices in the database with their cloud registration state',
@@ -20,11 +23,12 @@ export class DeviceListCommand extends BaseCommand {
     ],
   });
 
-  db = Option.String('--db', 'CADB.db', { description: 'The database' });
+  db = Option.String('--db', 'CADB.db', { description: 'The database: a path or a postgres:// URL' });
   json = Option.Boolean('--json', false, { description: 'Print JSON' });
 
   protected async run(): Promise<number> {
-    const store = await openStore({ path: resolve(this.db), readOnly: true });
+    if (!isDatabaseUrl(this.db) && !existsSync(resolve(this.db))) throw new LitebootError('FILE_MISSING', `no database at ${resolve(this.db)}: run liteboot where the server keeps CADB.db, or pass --db FILE`);
+    const store = await openStoreAt(this.db, { readOnly: true });
     try {
       const devices = await store.listDevices();
       if (this.json) {

@@ -5,6 +5,7 @@ import { ClientCommand } from '../client-base.js';
 
 export class DeviceRegisterCommand extends ClientCommand {
   static override paths = [['device', 'register']];
+  static override usesCertsDir = false;
   static override usage = ClientCommand.Usage({
     category: 'Devices',
     description: 'ask the server to register a device (or every unregistered one) with the cloud now',

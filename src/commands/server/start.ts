@@ -1,7 +1,7 @@
 import { homedir } from 'node:os';
 import { resolve } from 'node:path';
 import { Option } from 'clipanion';
-import { loadServerConfig, type ServerConfig, type ServerFlags } from '../../config.js';
+import { describeDb, loadServerConfig, type ServerConfig, type ServerFlags } from '../../config.js';
 import { streamLogger } from '../../log.js';
 import { startServer } from '../../server/app.js';
 import { version } from '../../version.js';
@@ -32,7 +32,7 @@ export class ServerStartCommand extends CaCommand {
   });
 
   config = Option.String('--config', { description: 'Configuration file (default ./.liteboot.toml, then ~/.liteboot.toml)' });
-  db = Option.String('--db', 'CADB.db', { description: 'The database' });
+  db = Option.String('--db', { description: 'The database: a path (default CADB.db) or postgres://user@host:port/dbname; also [server] db or $LITEBOOT_DB' });
   hostname = Option.String('--hostname', { description: 'Host name devices use to reach the server' });
   port = Option.String('-p,--port', { description: 'REST API port (default 1443)' });
   mport = Option.String('-m,--mport', { description: 'mTLS check listener port (default 8443)' });
@@ -47,6 +47,7 @@ export class ServerStartCommand extends CaCommand {
 
   protected flags(): ServerFlags {
     return {
+      db: this.db,
       hostname: this.hostname,
       port: this.port,
       mport: this.mport,
@@ -69,7 +70,6 @@ export class ServerStartCommand extends CaCommand {
       env: process.env,
       flags: this.flags(),
       certsDir: resolve(this.certs),
-      dbPath: resolve(this.db),
     });
   }
 
@@ -106,7 +106,7 @@ export async function serve(config: ServerConfig, stdout: NodeJS.WritableStream,
   const pub = running.httpPort !== 0 ? `, CRL and OCSP on http://${config.hostname}:${running.httpPort}/` : '';
   const metrics = running.metricsAddress ? `, metrics on http://${running.metricsAddress}/metrics` : '';
   stdout.write(
-    `liteboot ${version} serving https://${config.hostname}:${running.apiPort}/api/v1 (mTLS check on port ${running.mtlsPort}${pub}${metrics}, database ${config.dbPath}${config.configFile ? `, settings from ${config.configFile}` : ''})\n`,
+    `liteboot ${version} serving https://${config.hostname}:${running.apiPort}/api/v1 (mTLS check on port ${running.mtlsPort}${pub}${metrics}, database ${describeDb(config.db)}${config.configFile ? `, settings from ${config.configFile}` : ''})\n`,
   );
   log.info(`listening: api=${running.apiPort} mtls=${running.mtlsPort} http=${running.httpPort} metrics=${running.metricsAddress ?? 'off'}`);
   return stopped;
