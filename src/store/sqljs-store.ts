@@ -91,12 +91,12 @@ export class SqlJsStore implements Store {
   private txnOpen = false;
   /**
    * The key bindings of devices looked at recently, so that a binding check (twice per bootstrap
-   * enrolment) costs no SQL: lower(id) as SQLite lowers it -> key id (hex) -> the latest notAfter
-   * (ms) of the device's unrevoked certificates for that key. Filled from the table on first use,
+   * enrolment) costs no SQL: lower(id) as SQLite lowers it -> key id (hex) -> the notAfter (ms)
+   * of each of the device's unrevoked certificates for that key. Filled from the table on first use,
    * updated by every certificate recorded, emptied by any revocation (rare) and when it holds
    * BINDINGS_CACHED devices. Exact because this process is the only writer (the lock).
    */
-  private readonly bindings = new Map<string, Map<string, number>>();
+  private readonly bindings = new Map<string, Map<string, number[]>>();
   /**
    * The revocation feed, in the order of this process's revocations (one writer per file, so the
    * feed needs no column on disk: a cursor is an index into it). Built on first use.
@@ -428,11 +428,14 @@ export class SqlJsStore implements Store {
   /** Notes in the cache (if the device is in it) an unrevoked certificate for `keyHex` until `notAfter`. */
   private bound(lowerId: string, keyHex: string, notAfter: number): void {
     const keys = this.bindings.get(lowerId);
-    if (keys && notAfter > (keys.get(keyHex) ?? -Infinity)) keys.set(keyHex, notAfter);
+    if (!keys) return;
+    const times = keys.get(keyHex);
+    if (times) times.push(notAfter);
+    else keys.set(keyHex, [notAfter]);
   }
 
   /** The device's bound keys (see `bindings`), from the table the first time. */
-  private bindingsOf(deviceId: string): Map<string, number> {
+  private bindingsOf(deviceId: string): Map<string, number[]> {
     const lowerId = deviceId.toLowerCase(); // compared with SQLite's lower(id), as every device query does
     let keys = this.bindings.get(lowerId);
     if (!keys) {
@@ -450,13 +453,15 @@ export class SqlJsStore implements Store {
     const now = at.getTime();
     const skip = except && Buffer.from(except).toString('hex');
     const out: Uint8Array[] = [];
-    for (const [k, notAfter] of this.bindingsOf(deviceId)) if (notAfter > now && k !== skip) out.push(Buffer.from(k, 'hex'));
+    // One entry per certificate, as the table query gave them (grouped by key here).
+    for (const [k, times] of this.bindingsOf(deviceId)) if (k !== skip) for (const t of times) if (t > now) out.push(Buffer.from(k, 'hex'));
     return out;
   }
 
   /** Does the device hold a certificate for this key that is unrevoked and unexpired at `at`? */
   private hasValidKey(deviceId: string, at: Date, keyId: Uint8Array): boolean {
-    return (this.bindingsOf(deviceId).get(Buffer.from(keyId).toString('hex')) ?? 0) > at.getTime();
+    const now = at.getTime();
+    return (this.bindingsOf(deviceId).get(Buffer.from(keyId).toString('hex')) ?? []).some((t) => t > now);
   }
 
   async boundKeyIds(deviceId: string, at: Date, except?: Uint8Array): Promise<Uint8Array[]> {
