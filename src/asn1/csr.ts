@@ -1,10 +1,10 @@
 import type { KeyObject } from 'node:crypto';
 import { LitebootError } from '../errors.js';
 import { bitString, content, contextConstructed, decodeOid, DerReader, raw, readTlv, sequence, TAG, tlv } from './der.js';
-import { publicKeyFromSpki, spkiDer } from './keys.js';
+import { describeKey, ecCurveOfSpki, publicKeyFromSpki, spkiDer, type KeyDescription } from './keys.js';
 import { decodeName, encodeName, type DistinguishedName, type NameAttribute } from './name.js';
 import { OID } from './oids.js';
-import { algorithmDer, keySigner, verifySignature } from './signer.js';
+import { algorithmDer, keySigner, verifySignature, verifySpkiOffLoop } from './signer.js';
 
 /** A PKCS#10 request (RFC 2986) as liteboot reads it. */
 export interface ParsedCsr {
@@ -13,7 +13,10 @@ export interface ParsedCsr {
   /** DER of the subject Name as the requester encoded it. */
   subjectDer: Buffer;
   spki: Buffer;
-  publicKey: KeyObject;
+  /** Imported on first use (the server's checks need only `key`). */
+  readonly publicKey: KeyObject;
+  /** The key's type, curve and size. */
+  key: KeyDescription;
   signatureAlgorithm: string;
   /** OIDs of the extensions requested through the extensionRequest attribute (never copied). */
   requestedExtensions: string[];
@@ -80,22 +83,38 @@ export async function parseCsr(der: Uint8Array): Promise<ParsedCsr> {
   const sigBits = content(der, sigT);
   if (sigBits.length < 2 || sigBits[0] !== 0) throw new LitebootError('BAD_CSR', 'the CSR signature is not a whole number of bytes');
 
-  let publicKey: KeyObject;
-  try {
-    publicKey = publicKeyFromSpki(spki);
-  } catch (e) {
-    throw new LitebootError('BAD_CSR', 'its public key does not parse', { cause: e });
-  }
   const infoDer = raw(der, infoT);
+  let publicKey: KeyObject | undefined;
+  let signatureValid: boolean;
+  let key: KeyDescription;
+  const offLoop = verifySpkiOffLoop(algorithm, spki, infoDer, sigBits.subarray(1));
+  if (offLoop) {
+    const a = await offLoop;
+    if (!a.keyParses) throw new LitebootError('BAD_CSR', 'its public key does not parse');
+    signatureValid = a.valid;
+    const curve = ecCurveOfSpki(spki)!;
+    key = { type: 'EC', curve, bits: curve === 'P-256' ? 256 : 384, label: `EC ${curve}` }; // as describeKey says
+  } else {
+    try {
+      publicKey = publicKeyFromSpki(spki);
+    } catch (e) {
+      throw new LitebootError('BAD_CSR', 'its public key does not parse', { cause: e });
+    }
+    key = describeKey(publicKey);
+    signatureValid = await verifySignature(algorithm, publicKey, infoDer, sigBits.subarray(1));
+  }
   return {
     der: Buffer.from(der),
     subject,
     subjectDer: Buffer.from(raw(der, subjectT)),
     spki,
-    publicKey,
+    get publicKey() {
+      return (publicKey ??= publicKeyFromSpki(spki));
+    },
+    key,
     signatureAlgorithm: algorithm,
     requestedExtensions: requested,
-    signatureValid: await verifySignature(algorithm, publicKey, infoDer, sigBits.subarray(1)),
+    signatureValid,
   };
 }
 

@@ -90,6 +90,15 @@ const EC_SPKI: { prefix: Buffer; crv: string; size: number }[] = [
   { prefix: Buffer.from('3076301006072a8648ce3d020106052b81040022036200', 'hex'), crv: 'P-384', size: 48 },
 ];
 
+/** The curve of an uncompressed P-256 or P-384 SubjectPublicKeyInfo, read from its bytes alone; else undefined. */
+export function ecCurveOfSpki(der: Uint8Array): 'P-256' | 'P-384' | undefined {
+  const buf = Buffer.from(der.buffer, der.byteOffset, der.byteLength);
+  for (const { prefix, crv, size } of EC_SPKI) {
+    if (buf.length === prefix.length + 1 + 2 * size && buf.subarray(0, prefix.length).equals(prefix) && buf[prefix.length] === 4) return crv as 'P-256' | 'P-384';
+  }
+  return undefined;
+}
+
 export function publicKeyFromSpki(der: Uint8Array): KeyObject {
   const buf = Buffer.from(der.buffer, der.byteOffset, der.byteLength);
   try {

@@ -250,6 +250,14 @@ export class Authority {
       : { role: 'bootstrap', cn: peer.cn, serial: peer.serial, label: `bootstrap:${peer.serial}` };
   }
 
+  /**
+   * Whether a caller identified earlier on the same connection still stands (unexpired, not
+   * revoked): synchronous, for every request on a kept-alive connection; false means identify again.
+   */
+  stillStands(peer: PeerCertificate): boolean {
+    return peer.notAfter.getTime() >= this.o.clock().getTime() && !this.revoked.has(peer.serial);
+  }
+
   private async issue(req: AcceptedRequest, caller: Caller, via: IssueVia, bind = false): Promise<Issued> {
     for (let tries = 1; ; tries++) {
       try {
@@ -347,9 +355,13 @@ export class Authority {
     try {
       if (!rules.allowRebind) {
         // Refused before signing (cheap, and no audit line for an attempt); the store checks again atomically.
-        const keys = await this.o.store.boundKeyIds(req.deviceId, this.o.clock());
+        // Other keys first: a device re-enrolling with its bound key (the common case) reads no rows.
         const keyId = keyIdentifier(req.csr.spki);
-        if (keys.length > 0 && !keys.some((k) => keyId.equals(k))) throw new LitebootError('DEVICE_BOUND', 'device already enrolled with another key');
+        const at = this.o.clock();
+        const others = await this.o.store.boundKeyIds(req.deviceId, at, keyId); // a store may ignore `except`
+        if (others.length > 0 && !others.some((k) => keyId.equals(k)) && !(await this.o.store.boundKeyIds(req.deviceId, at)).some((k) => keyId.equals(k))) {
+          throw new LitebootError('DEVICE_BOUND', 'device already enrolled with another key');
+        }
       }
       return await this.issue(req, caller, via, !rules.allowRebind);
     } catch (e) {

@@ -1,5 +1,4 @@
 import { parseCsr, type ParsedCsr } from '../asn1/csr.js';
-import { describeKey } from '../asn1/keys.js';
 import { formatName, shortName, type DistinguishedName, type NameAttribute } from '../asn1/name.js';
 import { OID } from '../asn1/oids.js';
 import { LitebootError } from '../errors.js';
@@ -132,7 +131,7 @@ export function reservedSubject(what: string, name: DistinguishedName): Reserved
 
 /** RFC 5480 curves, Ed25519, and RSA of at least 2048 bits (NIST SP 800-131A). */
 function checkKey(csr: ParsedCsr): void {
-  const k = describeKey(csr.publicKey);
+  const k = csr.key;
   if (k.type === 'EC' && (k.curve === 'P-256' || k.curve === 'P-384')) return;
   if (k.type === 'Ed25519') return;
   if (k.type === 'RSA' && k.bits >= 2048 && k.bits <= 8192) return;

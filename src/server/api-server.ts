@@ -2,6 +2,7 @@ import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Server as NetServer } from 'node:net';
 import type { TLSSocket, TlsOptions } from 'node:tls';
+import { verifyOffLoop } from '../asn1/signer.js';
 import type { Authority, Caller, PeerCertificate } from '../ca/authority.js';
 import type { ServerConfig } from '../config.js';
 import { isLitebootError, LitebootError } from '../errors.js';
@@ -30,6 +31,7 @@ const UPLOAD_BODY_BYTES = 64 * 1024;
 export class ApiServer {
   readonly server: Server;
   private readonly peers = new WeakMap<TLSSocket, PeerCertificate>();
+  private readonly callers = new WeakMap<TLSSocket, Caller>();
   /** Sockets that finished the TLS handshake: only these can take an HTTP answer. */
   private readonly secured = new WeakSet<object>();
   private inFlight = 0;
@@ -39,6 +41,7 @@ export class ApiServer {
 
   constructor(private readonly o: ApiServerOptions) {
     const metrics = (this.metrics = o.metrics ?? NO_METRICS);
+    verifyOffLoop(); // CSR key import and self-signature on a worker thread, not the event loop
     this.server = createServer(
       {
         ...o.tls,
@@ -104,9 +107,15 @@ export class ApiServer {
   }
 
   private async caller(req: IncomingMessage): Promise<Caller> {
-    const peer = this.peerOf(req.socket as TLSSocket) ?? peerCertificate(req.socket as TLSSocket);
-    // Looked up on every request, not cached: a revocation takes effect on open connections too.
-    return this.o.authority.identify(peer);
+    const socket = req.socket as TLSSocket;
+    const peer = this.peerOf(socket) ?? peerCertificate(socket);
+    // Identified (a store lookup) once per connection; expiry and revocation are checked on every
+    // request, so a revocation still takes effect on open connections.
+    const known = this.callers.get(socket);
+    if (known && this.o.authority.stillStands(peer)) return known;
+    const caller = await this.o.authority.identify(peer);
+    this.callers.set(socket, caller);
+    return caller;
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {

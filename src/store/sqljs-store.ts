@@ -54,6 +54,14 @@ function sqlTime(d: Date): string {
   return d.toISOString().replace('T', ' ').replace('Z', '+00:00');
 }
 
+/** How many devices' key bindings SqlJsStore keeps in memory (a few MB). */
+const BINDINGS_CACHED = 65_536;
+
+/** SQLite's lower(): ASCII letters only, so that a cached key matches what `lower(id) = ?` finds. */
+function sqliteLower(s: string): string {
+  return s.replace(/[A-Z]+/g, (m) => m.toLowerCase());
+}
+
 function parseSqlTime(s: unknown): Date | undefined {
   if (typeof s !== 'string' || s.length < 19) return undefined;
   // Go wrote nanoseconds; Date takes milliseconds.
@@ -81,6 +89,14 @@ export class SqlJsStore implements Store {
   private closed = false;
   private snapshotBytes = 0;
   private txnOpen = false;
+  /**
+   * The key bindings of devices looked at recently, so that a binding check (twice per bootstrap
+   * enrolment) costs no SQL: lower(id) as SQLite lowers it -> key id (hex) -> the notAfter (ms)
+   * of each of the device's unrevoked certificates for that key. Filled from the table on first use,
+   * updated by every certificate recorded, emptied by any revocation (rare) and when it holds
+   * BINDINGS_CACHED devices. Exact because this process is the only writer (the lock).
+   */
+  private readonly bindings = new Map<string, Map<string, number[]>>();
   /**
    * The revocation feed, in the order of this process's revocations (one writer per file, so the
    * feed needs no column on disk: a cursor is an index into it). Built on first use.
@@ -286,8 +302,10 @@ export class SqlJsStore implements Store {
            VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?)`,
           [op.id, op.name, op.serial, Buffer.from(op.keyid, 'base64'), Buffer.from(op.cert, 'base64'), op.na, op.nb, op.na, op.by ?? null, op.at],
         );
+        this.bound(sqliteLower(op.id), Buffer.from(op.keyid, 'base64').toString('hex'), parseSqlTime(op.na)?.getTime() ?? 0);
         break;
       case 'revoke':
+        this.bindings.clear();
         this.run('UPDATE certs SET valid = 0, revoked_at = ?, revoke_reason = ? WHERE serial = ? AND valid != 0', [op.at, op.reason, op.serial]);
         break;
       case 'reg':
@@ -340,8 +358,9 @@ export class SqlJsStore implements Store {
     // Checked and applied in one synchronous step: nothing else runs on this store in between.
     if (this.one('SELECT 1 FROM certs WHERE serial = ? LIMIT 1', [c.serial.toString()])) return Promise.reject(new SerialTakenError(c.serial));
     if (binding) {
-      const keys = this.boundKeyIdsSync(c.deviceId, binding.at);
-      if (keys.length > 0 && !keys.some((k) => Buffer.from(k).equals(c.keyId))) {
+      // Only other keys' rows: a re-enrolment with the bound key reads none, however many it has.
+      const others = this.boundKeyIdsSync(c.deviceId, binding.at, c.keyId);
+      if (others.length > 0 && !this.hasValidKey(c.deviceId, binding.at, c.keyId)) {
         return Promise.reject(new LitebootError('DEVICE_BOUND', 'device already enrolled with another key'));
       }
     }
@@ -406,15 +425,47 @@ export class SqlJsStore implements Store {
     return next;
   }
 
-  private boundKeyIdsSync(deviceId: string, at: Date): Uint8Array[] {
-    const now = at.getTime();
-    return this.all('SELECT keyid, not_after, expiry FROM certs WHERE lower(id) = ? AND valid != 0', [deviceId.toLowerCase()])
-      .filter((r) => (parseSqlTime(r[1]) ?? parseSqlTime(r[2]) ?? new Date(0)).getTime() > now)
-      .map((r) => r[0] as Uint8Array);
+  /** Notes in the cache (if the device is in it) an unrevoked certificate for `keyHex` until `notAfter`. */
+  private bound(lowerId: string, keyHex: string, notAfter: number): void {
+    const keys = this.bindings.get(lowerId);
+    if (!keys) return;
+    const times = keys.get(keyHex);
+    if (times) times.push(notAfter);
+    else keys.set(keyHex, [notAfter]);
   }
 
-  async boundKeyIds(deviceId: string, at: Date): Promise<Uint8Array[]> {
-    return this.boundKeyIdsSync(deviceId, at);
+  /** The device's bound keys (see `bindings`), from the table the first time. */
+  private bindingsOf(deviceId: string): Map<string, number[]> {
+    const lowerId = deviceId.toLowerCase(); // compared with SQLite's lower(id), as every device query does
+    let keys = this.bindings.get(lowerId);
+    if (!keys) {
+      if (this.bindings.size >= BINDINGS_CACHED) this.bindings.clear();
+      keys = new Map();
+      this.bindings.set(lowerId, keys);
+      for (const r of this.all('SELECT keyid, not_after, expiry FROM certs WHERE lower(id) = ? AND valid != 0', [lowerId])) {
+        this.bound(lowerId, Buffer.from(r[0] as Uint8Array).toString('hex'), (parseSqlTime(r[1]) ?? parseSqlTime(r[2]))?.getTime() ?? 0);
+      }
+    }
+    return keys;
+  }
+
+  private boundKeyIdsSync(deviceId: string, at: Date, except?: Uint8Array): Uint8Array[] {
+    const now = at.getTime();
+    const skip = except && Buffer.from(except).toString('hex');
+    const out: Uint8Array[] = [];
+    // One entry per certificate, as the table query gave them (grouped by key here).
+    for (const [k, times] of this.bindingsOf(deviceId)) if (k !== skip) for (const t of times) if (t > now) out.push(Buffer.from(k, 'hex'));
+    return out;
+  }
+
+  /** Does the device hold a certificate for this key that is unrevoked and unexpired at `at`? */
+  private hasValidKey(deviceId: string, at: Date, keyId: Uint8Array): boolean {
+    const now = at.getTime();
+    return (this.bindingsOf(deviceId).get(Buffer.from(keyId).toString('hex')) ?? []).some((t) => t > now);
+  }
+
+  async boundKeyIds(deviceId: string, at: Date, except?: Uint8Array): Promise<Uint8Array[]> {
+    return this.boundKeyIdsSync(deviceId, at, except);
   }
 
   async findBySerial(serial: bigint): Promise<CertificateRecord | undefined> {

@@ -121,8 +121,13 @@ export interface Store {
    * A serial recorded already rejects with SerialTakenError (and records nothing).
    */
   recordIssued(cert: IssuedCertificate, binding?: BindingCheck): Promise<void>;
-  /** Key ids of the device's certificates that are unrevoked and unexpired at `at` (device ids compared in lower case). */
-  boundKeyIds(deviceId: string, at: Date): Promise<Uint8Array[]>;
+  /**
+   * Key ids of the device's certificates that are unrevoked and unexpired at `at` (device ids
+   * compared in lower case). With `except`, a store may leave that key out (SqlJsStore does: a
+   * device re-enrolling with its own key, the common case, then costs no rows however many
+   * certificates it has); callers must accept either answer.
+   */
+  boundKeyIds(deviceId: string, at: Date, except?: Uint8Array): Promise<Uint8Array[]>;
   /** Marks a certificate revoked; false if the serial is unknown or already revoked. Durable on resolve. */
   revoke(serial: bigint, reason: number, at: Date): Promise<boolean>;
   findBySerial(serial: bigint): Promise<CertificateRecord | undefined>;
