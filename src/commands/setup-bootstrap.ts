@@ -1,6 +1,5 @@
 import { Option } from 'clipanion';
 import { setupBootstrap } from '../ca/setup.js';
-import { resolve } from 'node:path';
 import { BaseCommand, positiveInt } from './base.js';
 import { CaCommand } from './ca-password.js';
 import { recordNewCredential } from './record-credential.js';
@@ -45,6 +44,6 @@ export class SetupBootstrapCommand extends CaCommand {
       now: new Date(),
     });
     for (const p of made.written) this.print(`wrote ${p}`);
-    this.print(await recordNewCredential(made, resolve(this.db)));
+    this.print(await recordNewCredential(made, this.db));
   }
 }

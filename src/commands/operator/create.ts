@@ -1,6 +1,5 @@
 import { Option } from 'clipanion';
 import { makeOperator } from '../../ca/setup.js';
-import { resolve } from 'node:path';
 import { BaseCommand, positiveInt } from '../base.js';
 import { CaCommand } from '../ca-password.js';
 import { recordNewCredential } from '../record-credential.js';
@@ -25,6 +24,6 @@ export class OperatorCreateCommand extends CaCommand {
   protected async run(): Promise<void> {
     const made = await makeOperator({ certs: this.certsDir(), caPassphrase: await this.caPassword(), name: this.name, days: positiveInt(this.days, '--days'), now: new Date() });
     for (const p of made.written) this.print(`wrote ${p}`);
-    this.print(await recordNewCredential(made, resolve(this.db)));
+    this.print(await recordNewCredential(made, this.db));
   }
 }
