@@ -183,4 +183,30 @@ describe('a server on PostgreSQL when the database is away', { skip }, () => {
       s.cleanup();
     }
   });
+
+  test('SIGTERM during a PostgreSQL outage: stopped cleanly and exited well inside the pool connect timeout', async () => {
+    const url = await pg.createDatabase();
+    const s = await startServer({ args: ['--db', url] });
+    try {
+      await pg.halt();
+      await s.waitForStderr(/lost the PostgreSQL LISTEN connection/);
+      // A request meets the outage (503), the LISTEN connection is in its reconnect loop.
+      const device = await newDevice(s.dir);
+      const r = await httpsRequest(s, tlsFiles(s.dir, identity(s.dir, 'BOOTSTRAP')), 'POST', '/api/v1/cr', { headers: { 'Content-Type': 'application/cbor' }, body: cborCsrBody(device.csr) });
+      assert.equal(r.status, 503);
+      const from = s.stderr().length;
+      const t0 = performance.now();
+      s.child.kill('SIGTERM');
+      await s.waitForStderr(/stopped cleanly/, from, 30_000);
+      const logged = performance.now() - t0;
+      assert.equal(await s.exited, 0, s.stderr().slice(-2000));
+      const exited = performance.now() - t0;
+      // pgPoolConfig: connectionTimeoutMillis 3000, query_timeout 4500. Closing waits for neither.
+      assert.ok(exited < 3000, `stopped cleanly after ${logged.toFixed(0)} ms, exited after ${exited.toFixed(0)} ms`);
+    } finally {
+      await s.stop();
+      s.cleanup();
+      await pg.resume();
+    }
+  });
 });
