@@ -1,3 +1,4 @@
+import { relative } from 'node:path';
 import { readFileSync } from 'node:fs';
 import { Option } from 'clipanion';
 import { canonicalUuid } from '../../ca/uuid.js';
@@ -58,7 +59,7 @@ abstract class AllowlistCommand extends ClientCommand {
       try {
         store = await openStoreAt(db);
       } catch (e) {
-        if (!isDatabaseUrl(db) && isLitebootError(e) && e.code === 'DB_LOCKED') throw new LitebootError('DB_LOCKED', `a running server holds ${db}; pass --operator NAME to change the allowlist through it`);
+        if (!isDatabaseUrl(db) && isLitebootError(e) && e.code === 'DB_LOCKED') throw new LitebootError('DB_LOCKED', `a running server holds ${this.db ?? relative(process.cwd(), db)}; pass --operator NAME to change the allowlist through it`);
         throw e;
       }
       try {
