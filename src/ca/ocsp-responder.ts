@@ -1,5 +1,6 @@
 import { buildOcspResponse, certIdMatchesIssuer, issuerHashes, ocspErrorResponse, parseOcspRequest, type IssuerHashes, type OcspCertStatus, type OcspRequest } from '../asn1/ocsp.js';
 import type { Signer } from '../asn1/signer.js';
+import { isLitebootError } from '../errors.js';
 import type { Issuer } from './profiles.js';
 
 /** What the responder needs to know of a serial: revoked (when, why), issued by us, or neither. */
@@ -21,8 +22,9 @@ export interface OcspResponderOptions {
 /**
  * OCSP (RFC 6960) for the CA's certificates: `good`, `revoked` (time and reason) or `unknown` (a
  * serial the CA never issued), the nonce echoed (RFC 8954), several CertIDs answered together. A
- * request that does not parse gets malformedRequest, one for another issuer unauthorized: never
- * an exception.
+ * request that does not parse gets malformedRequest, one for another issuer unauthorized, and one
+ * that cannot be answered because the database is unreachable tryLater (RFC 6960 §4.2.1: a bare
+ * OCSPResponse, no responseBytes).
  */
 export class OcspResponder {
   private readonly hashes: IssuerHashes;
@@ -43,9 +45,16 @@ export class OcspResponder {
     if (!req.requests.every((id) => certIdMatchesIssuer(id, this.hashes))) return ocspErrorResponse('unauthorized');
     const now = this.o.clock();
     const nextUpdate = this.o.nextUpdate();
-    const responses = await Promise.all(
-      req.requests.map(async (id) => ({ certId: id.der, thisUpdate: now, nextUpdate, ...(id.serial > 0n ? await this.o.status(id.serial) : { status: 'unknown' as const }) })),
-    );
+    let responses;
+    try {
+      responses = await Promise.all(
+        req.requests.map(async (id) => ({ certId: id.der, thisUpdate: now, nextUpdate, ...(id.serial > 0n ? await this.o.status(id.serial) : { status: 'unknown' as const }) })),
+      );
+    } catch (e) {
+      // No answer rather than a wrong one: the relying party asks again (or falls back to the CRL).
+      if (isLitebootError(e) && e.code === 'DB_UNAVAILABLE') return ocspErrorResponse('tryLater');
+      throw e;
+    }
     const d = this.o.delegate;
     return buildOcspResponse(
       { responderKeyId: d ? d.keyId : this.hashes.keyHashes.sha1, producedAt: now, responses, nonce: req.nonce, certs: d ? [d.certDer] : undefined },

@@ -1,9 +1,9 @@
-import { resolve } from 'node:path';
 import { Option } from 'clipanion';
 import { writeFileAtomic } from '../atomic-file.js';
 import { CrlPublisher } from '../ca/crl-publisher.js';
 import { isLitebootError } from '../errors.js';
-import { openStore } from '../store/sqljs-store.js';
+import { isDatabaseUrl, openStoreAt } from '../store/open.js';
+import { commandDb } from './db-spec.js';
 import { BaseCommand, positiveInt } from './base.js';
 import { CaCommand } from './ca-password.js';
 
@@ -26,7 +26,8 @@ export class CrlCommand extends CaCommand {
     ],
   });
 
-  db = Option.String('--db', 'CADB.db', { description: 'The database' });
+  db = Option.String('--db', { description: 'The database: a path or a postgres:// URL (default: [server] db, $LITEBOOT_DB, then CADB.db)' });
+  config = Option.String('--config', { description: 'Configuration file (default ./.liteboot.toml, then ~/.liteboot.toml)' });
   out = Option.String('-o,--output', { description: 'Write to FILE instead of standard output' });
   pem = Option.Boolean('--pem', false, { description: 'PEM instead of DER' });
   days = Option.String('--days', { description: 'Validity (nextUpdate) in days (default 7)' });
@@ -34,14 +35,16 @@ export class CrlCommand extends CaCommand {
   protected async run(): Promise<number> {
     const ca = await this.loadCa();
     const days = positiveInt(this.days, '--days') ?? 7;
+    const db = commandDb(this);
     let readOnly = false;
     let store;
     try {
-      store = await openStore({ path: resolve(this.db) });
+      // PostgreSQL: servers may run beside it; the CRL number comes from the shared counter.
+      store = await openStoreAt(db);
     } catch (e) {
-      if (!isLitebootError(e) || e.code !== 'DB_LOCKED') throw e;
+      if (isDatabaseUrl(db) || !isLitebootError(e) || e.code !== 'DB_LOCKED') throw e;
       readOnly = true;
-      store = await openStore({ path: resolve(this.db), readOnly: true });
+      store = await openStoreAt(db, { readOnly: true });
     }
     try {
       const crls = new CrlPublisher({ issuer: ca.issuer, store, clock: () => new Date(), days, readOnly });

@@ -1,8 +1,10 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { ocspErrorResponse } from '../asn1/ocsp.js';
 import type { Authority } from '../ca/authority.js';
+import type { PublishedCrl } from '../ca/crl-publisher.js';
 import type { OcspResponder } from '../ca/ocsp-responder.js';
 import type { ServerConfig } from '../config.js';
+import { isLitebootError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { listenOn, readBody } from './api-server.js';
 import { ConnectionGuard } from './connection-guard.js';
@@ -81,7 +83,16 @@ export class PublicListener {
     const get = req.method === 'GET' || req.method === 'HEAD';
     if (path === '/crl' || path === '/crl.pem') {
       if (!get) return { ...text(405, 'method not allowed'), headers: { Allow: 'GET, HEAD' } };
-      const crl = await this.o.authority.crls.crl();
+      let crl: PublishedCrl;
+      try {
+        crl = await this.o.authority.crls.crl();
+      } catch (e) {
+        // The database away: the last CRL built is still signed and good until its nextUpdate.
+        const last = this.o.authority.crls.latest;
+        if (last) crl = last;
+        else if (isLitebootError(e) && e.code === 'DB_UNAVAILABLE') return { ...text(503, 'service unavailable: the database cannot be reached; retry later'), headers: { 'Retry-After': '2' } };
+        else throw e;
+      }
       const headers = {
         ETag: crl.etag,
         'Last-Modified': crl.thisUpdate.toUTCString(),
@@ -105,16 +116,26 @@ export class PublicListener {
       // Too large, cut short or aborted: malformedRequest, and the connection is not reused.
       const body = await readBody(req, OCSP_BODY_BYTES).catch(() => undefined);
       if (!body) return { status: 200, type: OCSP_RESPONSE, body: ocspErrorResponse('malformedRequest'), headers: { Connection: 'close' } };
-      return { status: 200, type: OCSP_RESPONSE, body: await this.o.ocsp.respond(body) };
+      return { status: 200, type: OCSP_RESPONSE, body: await this.ocsp(body, path) };
     }
     if (path.startsWith('/ocsp/')) {
       // RFC 6960 Appendix A.1: GET {url}/{url-encoding of base-64 encoding of the DER request}; the base64 may hold '/'.
       if (!get) return { ...text(405, 'method not allowed'), headers: { Allow: 'GET, HEAD' } };
       const der = base64Request(path.slice('/ocsp/'.length));
-      return { status: 200, type: OCSP_RESPONSE, body: der ? await this.o.ocsp.respond(der) : ocspErrorResponse('malformedRequest'), headers: { 'Cache-Control': 'max-age=0, no-cache' } };
+      return { status: 200, type: OCSP_RESPONSE, body: der ? await this.ocsp(der, '/ocsp/...') : ocspErrorResponse('malformedRequest'), headers: { 'Cache-Control': 'max-age=0, no-cache' } };
     }
     if (path === '/' && get) return text(200, 'liteboot public listener: /crl, /crl.pem, /ca.crt, /ocsp');
     return text(404, 'not found');
+  }
+
+  /** An OCSP answer, whatever happens: an unexpected failure is internalError (logged), never a text 500. */
+  private async ocsp(der: Buffer, path: string): Promise<Buffer> {
+    try {
+      return await this.o.ocsp.respond(der);
+    } catch (e) {
+      this.o.log.error(`public OCSP ${path}: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+      return ocspErrorResponse('internalError');
+    }
   }
 
   listen(port: number, host: string): Promise<number> {

@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Agent } from 'node:https';
 import { after, before, describe, test } from 'node:test';
 import { enrol } from '../helpers/enrolling.js';
 import { pgUnavailable, startPostgres, type PgCluster } from '../helpers/pg.js';
-import { liteboot, tempDir } from '../helpers/run.js';
-import { freePort, httpsRequest, identity, makeCaDir, startServer, tlsFiles } from '../helpers/server.js';
+import { toPem } from '../../src/asn1/pem.js';
+import { liteboot, openssl, tempDir } from '../helpers/run.js';
+import { cborCsrBody, freePort, httpsRequest, identity, makeCaDir, newDevice, startServer, tlsFiles } from '../helpers/server.js';
 
 const skip = pgUnavailable();
 
@@ -133,6 +135,78 @@ describe('a server on PostgreSQL when the database is away', { skip }, () => {
     } finally {
       assert.equal(await s.stop(), 0, s.stderr().slice(-3000));
       s.cleanup();
+    }
+  });
+  test('the public listener while PostgreSQL is down: OCSP answers tryLater, /crl keeps serving the last CRL; both normal again after', async () => {
+    const url = await pg.createDatabase();
+    const s = await startServer({ args: ['--db', url, '--http-port', String(await freePort())] });
+    try {
+      const ca = join(s.dir, 'certs', 'CA.crt');
+      const device = await newDevice(s.dir);
+      const r = await httpsRequest(s, tlsFiles(s.dir, identity(s.dir, 'BOOTSTRAP')), 'POST', '/api/v1/cr', { headers: { 'Content-Type': 'application/cbor' }, body: cborCsrBody(device.csr) });
+      assert.equal(r.status, 200, r.body.toString());
+      const cert = join(s.dir, 'device.crt');
+      writeFileSync(cert, toPem('CERTIFICATE', r.body.subarray(7)));
+      const ocsp = () => openssl(['ocsp', '-issuer', ca, '-CAfile', ca, '-cert', cert, '-url', `http://127.0.0.1:${s.httpPort}/ocsp`]);
+      const crl = async () => {
+        const res = await fetch(`http://127.0.0.1:${s.httpPort}/crl`);
+        const body = Buffer.from(await res.arrayBuffer());
+        return { status: res.status, retryAfter: res.headers.get('retry-after'), body, verify: res.status === 200 ? openssl(['crl', '-inform', 'DER', '-CAfile', ca, '-noout'], { input: body }) : undefined };
+      };
+      const good = ocsp();
+      assert.equal(good.code, 0, good.stderr);
+      assert.match(good.stdout, /device\.crt: good\n/);
+      const before = await crl();
+      assert.equal(before.status, 200);
+      assert.match(before.verify!.stderr, /verify OK/);
+
+      await pg.halt();
+      const o = ocsp();
+      assert.match(o.stdout + o.stderr, /Responder Error: trylater \(3\)/);
+      assert.doesNotMatch(o.stdout + o.stderr, /good|revoked|unknown/);
+      const during = await crl();
+      assert.equal(during.status, 200, during.body.toString());
+      assert.match(during.verify!.stderr, /verify OK/);
+      assert.deepEqual(during.body, before.body, 'the last CRL built, as it was');
+
+      await pg.resume();
+      // The pool reconnects on demand: the first OCSP request after the restart may still meet a dead connection.
+      let again = ocsp();
+      for (let i = 0; i < 20 && !/device\.crt: good/.test(again.stdout); i++) again = ocsp();
+      assert.match(again.stdout, /device\.crt: good\n/, again.stdout + again.stderr);
+      const after = await crl();
+      assert.equal(after.status, 200);
+      assert.match(after.verify!.stderr, /verify OK/);
+      assert.doesNotMatch(s.stderr(), / 500 /);
+    } finally {
+      assert.equal(await s.stop(), 0, s.stderr().slice(-3000));
+      s.cleanup();
+    }
+  });
+
+  test('SIGTERM during a PostgreSQL outage: stopped cleanly and exited well inside the pool connect timeout', async () => {
+    const url = await pg.createDatabase();
+    const s = await startServer({ args: ['--db', url] });
+    try {
+      await pg.halt();
+      await s.waitForStderr(/lost the PostgreSQL LISTEN connection/);
+      // A request meets the outage (503), the LISTEN connection is in its reconnect loop.
+      const device = await newDevice(s.dir);
+      const r = await httpsRequest(s, tlsFiles(s.dir, identity(s.dir, 'BOOTSTRAP')), 'POST', '/api/v1/cr', { headers: { 'Content-Type': 'application/cbor' }, body: cborCsrBody(device.csr) });
+      assert.equal(r.status, 503);
+      const from = s.stderr().length;
+      const t0 = performance.now();
+      s.child.kill('SIGTERM');
+      await s.waitForStderr(/stopped cleanly/, from, 30_000);
+      const logged = performance.now() - t0;
+      assert.equal(await s.exited, 0, s.stderr().slice(-2000));
+      const exited = performance.now() - t0;
+      // pgPoolConfig: connectionTimeoutMillis 3000, query_timeout 4500. Closing waits for neither.
+      assert.ok(exited < 3000, `stopped cleanly after ${logged.toFixed(0)} ms, exited after ${exited.toFixed(0)} ms`);
+    } finally {
+      await s.stop();
+      s.cleanup();
+      await pg.resume();
     }
   });
 });

@@ -1,9 +1,10 @@
+import { relative } from 'node:path';
 import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
 import { Option } from 'clipanion';
 import { canonicalUuid } from '../../ca/uuid.js';
 import { isLitebootError, LitebootError } from '../../errors.js';
-import { openStore } from '../../store/sqljs-store.js';
+import { isDatabaseUrl, openStoreAt } from '../../store/open.js';
+import { commandDb } from '../db-spec.js';
 import { usage } from '../base.js';
 import { ClientCommand } from '../client-base.js';
 
@@ -16,7 +17,7 @@ abstract class AllowlistCommand extends ClientCommand {
   uuids = Option.Rest({ name: 'uuid' });
   file = Option.String('--file', { description: 'Read UUIDs from FILE, one a line (- for standard input; # starts a comment)' });
   operator = Option.String('--operator', { description: 'Go through the running server as this operator (certs/OPERATOR-NAME.crt)' });
-  db = Option.String('--db', 'CADB.db', { description: 'The database, when no server is running' });
+  db = Option.String('--db', { description: 'The database when no --operator: a postgres:// URL (servers may run), or a path with no server running (default: [server] db, $LITEBOOT_DB, then CADB.db)' });
 
   private ids(): string[] {
     const texts = [...this.uuids];
@@ -53,11 +54,12 @@ abstract class AllowlistCommand extends ClientCommand {
         client.close();
       }
     } else {
+      const db = commandDb(this);
       let store;
       try {
-        store = await openStore({ path: resolve(this.db) });
+        store = await openStoreAt(db);
       } catch (e) {
-        if (isLitebootError(e) && e.code === 'DB_LOCKED') throw new LitebootError('DB_LOCKED', `a running server holds ${this.db}; pass --operator NAME to change the allowlist through it`);
+        if (!isDatabaseUrl(db) && isLitebootError(e) && e.code === 'DB_LOCKED') throw new LitebootError('DB_LOCKED', `a running server holds ${this.db ?? relative(process.cwd(), db)}; pass --operator NAME to change the allowlist through it`);
         throw e;
       }
       try {
