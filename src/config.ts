@@ -303,6 +303,8 @@ export function describeDb(db: string): string {
   try {
     const u = new URL(db);
     if (u.password) u.password = '***';
+    // libpq also takes secrets as query parameters (?password=, ?sslpassword=): masked too.
+    for (const k of [...u.searchParams.keys()]) if (/^(ssl)?password$/i.test(k)) u.searchParams.set(k, '***');
     return u.toString();
   } catch {
     return 'postgres://(unparsable URL)';

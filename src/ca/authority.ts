@@ -165,7 +165,8 @@ export class Authority {
 
   /** Reads the feed and, when it brought a revocation this process did not know, publishes a new CRL. */
   async sync(): Promise<void> {
-    if ((await this.pull()) > 0) await this.crls.rebuild();
+    // Dirty: a revocation this process knows is in no published CRL yet (its rebuild failed): try again.
+    if ((await this.pull()) > 0 || this.crls.dirty) await this.crls.rebuild();
   }
 
   /** Reads the feed from the cursor into the revoked set and the CRL entries; returns how many serials were new. Calls coalesce. */
@@ -464,7 +465,13 @@ export class Authority {
   private async published(serial: bigint, at: Date, reason: number): Promise<void> {
     this.remember(serial, at, reason);
     this.metrics.revoked(reason);
-    await this.crls.rebuild();
+    try {
+      await this.crls.rebuild();
+    } catch (e) {
+      // The revocation is durable and enforced here already (listeners, OCSP, cs): krr succeeded.
+      // Only the CRL is behind; it stays dirty and the resync (every RESYNC_MS) builds it again.
+      this.o.warn?.(`crl: cannot publish a CRL with serial ${serial} yet: ${(e as Error).message}; trying again every ${RESYNC_MS / 1000} s`);
+    }
   }
 
   private async revokeCredential(serial: bigint, reason: number, caller: Caller): Promise<void> {

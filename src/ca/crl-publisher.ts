@@ -51,12 +51,24 @@ export class CrlPublisher {
   private next: Promise<PublishedCrl> | undefined;
   private timer: NodeJS.Timeout | undefined;
   private readonly listeners: ((crl: PublishedCrl) => void)[] = [];
+  /** Entries added so far, and how many of those the last successful build had seen (see dirty). */
+  private added = 0;
+  private built = 0;
 
   constructor(private readonly o: CrlPublisherOptions) {}
 
   /** Adds a revoked certificate (not yet published: call rebuild()). */
   add(serial: bigint, revokedAt: Date, reason?: number): void {
     this.entries.set(serial, encodeCrlEntry({ serial, revokedAt, reason }));
+    this.added++;
+  }
+
+  /**
+   * An entry was added that no published CRL carries yet (its rebuild failed, e.g. the store was
+   * away when the number was taken, or has not run yet): the authority's resync rebuilds until clear.
+   */
+  get dirty(): boolean {
+    return this.built < this.added;
   }
 
   /** Called with each new CRL (for `crl_file`). */
@@ -97,9 +109,13 @@ export class CrlPublisher {
     if (this.o.readOnly) number = BigInt((await this.o.store.getSetting(CRL_NUMBER_SETTING)) ?? '1');
     else number = await this.o.store.nextCounter(CRL_NUMBER_SETTING);
     await this.o.catchUp?.();
+    // The entries as of the catch-up, taken at once: what the number promises (every revocation a
+    // smaller number carried) is what is signed and counted, not entries added during the signing.
+    const seen = this.added;
+    const entries = [...this.entries.values()];
     const nextUpdate = new Date(Math.min(now.getTime() + this.o.days * DAY_MS, Math.max(this.o.issuer.notAfter.getTime(), now.getTime() + DAY_MS)));
     const der = await buildCrl(
-      { issuerDer: this.o.issuer.subjectDer, issuerKeyId: this.o.issuer.keyId, thisUpdate: now, nextUpdate, number, entries: [...this.entries.values()] },
+      { issuerDer: this.o.issuer.subjectDer, issuerKeyId: this.o.issuer.keyId, thisUpdate: now, nextUpdate, number, entries },
       this.o.issuer.signer,
     );
     const crl: PublishedCrl = {
@@ -109,9 +125,10 @@ export class CrlPublisher {
       thisUpdate: now,
       nextUpdate,
       etag: `"${createHash('sha256').update(der).digest('base64url')}"`,
-      entries: this.entries.size,
+      entries: entries.length,
     };
     this.current = crl;
+    this.built = Math.max(this.built, seen);
     this.schedule(crl);
     for (const l of this.listeners) l(crl);
     return crl;

@@ -104,7 +104,11 @@ export class Registrar {
         // exactly the free slots: a claimed device left unattempted would wait out its lease.
         const due = (await this.o.store.claimRegistrations(this.clock(), free, this.owner, this.leaseMs)).filter((id) => !this.inFlight.has(id));
         for (const id of due) {
-          const p = this.attempt(id).finally(() => this.attempts.delete(p));
+          // attempt() handles its own failures; the catch is the net that keeps one from ever
+          // becoming an unhandled rejection (which would stop the server).
+          const p = this.attempt(id)
+            .catch((e: Error) => this.o.log.error(`cloud: registering ${id} failed: ${e.message}`))
+            .finally(() => this.attempts.delete(p));
           this.attempts.add(p);
         }
       }
@@ -126,11 +130,23 @@ export class Registrar {
     const abort = new AbortController();
     this.inFlight.set(deviceId, abort);
     try {
-      const prev = (await this.o.store.registration(deviceId)) ?? { status: 'pending', attempts: 0 };
+      let prev: Registration | undefined;
+      let newest: Awaited<ReturnType<Store['findBySerial']>>;
+      try {
+        prev = (await this.o.store.registration(deviceId)) ?? { status: 'pending', attempts: 0 };
+        const serials = await this.o.store.validSerials(deviceId);
+        newest = serials.length ? await this.o.store.findBySerial(serials[serials.length - 1]!) : undefined;
+      } catch (e) {
+        // The store is away (DB_UNAVAILABLE while PostgreSQL restarts): the device stays pending and
+        // is tried again after the shortest backoff. Recording that ends the lease; when the store
+        // cannot take even that write, the lease simply expires (leaseMs) and any server takes it.
+        const at = this.clock();
+        this.o.log.warn(`cloud: cannot read the registration state of ${deviceId}: ${(e as Error).message}; next try in ${(this.o.cfg.retryMinMs / 1000).toFixed(1)} s`);
+        if (prev) await this.o.store.setRegistration(deviceId, { ...prev, status: 'pending', nextAttemptAt: at + this.o.cfg.retryMinMs, updatedAt: at }).catch(() => {});
+        return;
+      }
       const now = this.clock();
       if (!this.o.provider) return;
-      const serials = await this.o.store.validSerials(deviceId);
-      const newest = serials.length ? await this.o.store.findBySerial(serials[serials.length - 1]!) : undefined;
       if (!newest) {
         await this.record(deviceId, { status: 'failed', attempts: prev.attempts, lastError: 'the device has no valid certificate to register', updatedAt: now });
         return;

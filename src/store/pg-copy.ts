@@ -27,6 +27,8 @@ function safe(url: string): string {
   try {
     const u = new URL(url);
     if (u.password) u.password = '***';
+    // libpq also takes secrets as query parameters (?password=, ?sslpassword=): masked too.
+    for (const k of [...u.searchParams.keys()]) if (/^(ssl)?password$/i.test(k)) u.searchParams.set(k, '***');
     return u.toString();
   } catch {
     return 'postgres://(unparsable URL)';
@@ -52,14 +54,10 @@ async function inBatches<T>(rows: readonly T[], insert: (batch: readonly T[]) =>
 
 /** `db migrate`: the schema created or brought up to date (under the advisory lock servers take too). */
 export async function migratePg(url: string): Promise<MigrationResult> {
-  const pool = new pg.Pool(config(url));
-  pool.on('error', () => {});
   try {
-    return await migrate(pool);
+    return await migrate(config(url), () => {}, { where: describeDatabase(url) });
   } catch (e) {
     throw unreachable(e, url, true);
-  } finally {
-    await pool.end().catch(() => {});
   }
 }
 

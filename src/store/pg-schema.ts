@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import type pg from 'pg';
+import pg from 'pg';
 import { LitebootError } from '../errors.js';
+
+const pgClient = pg.Client;
 
 /**
  * The PostgreSQL schema: CADB.db's `liteboot-2` tables (same names, same columns, same meaning),
@@ -154,22 +156,34 @@ export interface MigrationResult {
   ran: number;
 }
 
+/** How long a starting server (or `db migrate`) waits for another one's migration before giving up with one clear line. */
+export const MIGRATE_LOCK_TIMEOUT_MS = 60_000;
+
 /**
  * Brings the database to PG_CURRENT_VERSION. Several servers starting together: the first one
  * takes the session advisory lock and migrates, the others wait for it and find nothing to do.
  * Each migration runs in one transaction with its version bump. A version newer than ours is refused.
  */
-export async function migrate(pool: pg.Pool, log: (m: string) => void = () => {}): Promise<MigrationResult> {
-  const client = await pool.connect();
-  let broken: Error | undefined;
-  const onError = (e: Error) => {
-    broken ??= e;
-  };
-  client.on('error', onError);
+export async function migrate(config: pg.ClientConfig, log: (m: string) => void = () => {}, o: { lockTimeoutMs?: number; where?: string } = {}): Promise<MigrationResult> {
+  // A client of its own, without the pool's statement_timeout and client-side query_timeout (a
+  // bound for requests, ~4.5 s): waiting for another server's migration, or running a long one, is
+  // not a hung request. The wait for the lock has its own, explicit bound (lock_timeout).
+  const lockTimeoutMs = o.lockTimeoutMs ?? MIGRATE_LOCK_TIMEOUT_MS;
+  const client = new pgClient({ ...config, statement_timeout: undefined, query_timeout: undefined, options: undefined });
+  client.on('error', () => {}); // surfaces through the next query
+  await client.connect();
   try {
-    // The wait for another server's migration is not a slow statement.
-    await client.query('SET statement_timeout = 0');
-    await client.query('SELECT pg_advisory_lock($1, $2)', [LOCK_NAMESPACE, LOCK_MIGRATE]);
+    await client.query(`SET statement_timeout = 0`);
+    await client.query(`SET lock_timeout = ${Math.max(1, Math.floor(lockTimeoutMs))}`);
+    try {
+      await client.query('SELECT pg_advisory_lock($1, $2)', [LOCK_NAMESPACE, LOCK_MIGRATE]);
+    } catch (e) {
+      if ((e as { code?: unknown }).code === '55P03') {
+        throw new LitebootError('DB_LOCKED', `another liteboot has been migrating the PostgreSQL database${o.where ? ` at ${o.where}` : ''} for over ${lockTimeoutMs / 1000} s (advisory lock ${LOCK_NAMESPACE}/${LOCK_MIGRATE} held); wait for it, or end that session, then start again`, { cause: e });
+      }
+      throw e;
+    }
+    await client.query('SET lock_timeout = 0');
     try {
       const from = await pgSchemaVersion(client);
       const todo = pending(from);
@@ -192,12 +206,8 @@ export async function migrate(pool: pg.Pool, log: (m: string) => void = () => {}
       return { from, to: PG_CURRENT_VERSION, ran: todo.length };
     } finally {
       await client.query('SELECT pg_advisory_unlock($1, $2)', [LOCK_NAMESPACE, LOCK_MIGRATE]).catch(() => {});
-      await client.query('RESET statement_timeout').catch((e: Error) => {
-        broken = e;
-      });
     }
   } finally {
-    client.off('error', onError);
-    client.release(broken ?? false);
+    await client.end().catch(() => {});
   }
 }

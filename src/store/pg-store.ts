@@ -265,7 +265,7 @@ export class PgStore implements Store {
     const store = new PgStore(pool, config, where, o.readOnly ?? false, log, o.onCommit);
     try {
       if (o.readOnly) await checkPgSchema(pool);
-      else await migrate(pool, log);
+      else await migrate(config, log, { where });
     } catch (e) {
       await pool.end().catch(() => {});
       throw pgFault(e, where, true);

@@ -71,6 +71,14 @@ describe('liteboot db copy: a Go CADB.db moved into PostgreSQL', { skip }, () =>
     assert.match(again.stderr, /^liteboot: postgres:\/\/liteboot:\*\*\*@127\.0\.0\.1:\d+\/\w+ is not empty \(4 certificates, 4 devices, 0 credentials, 0 allowlist entries\); refusing to copy into it \(--force replaces them\)\n$/);
     assert.doesNotMatch(again.stderr, new RegExp(pg.password), 'never the password');
     assert.equal(psql(url, 'SELECT count(*) FROM certs'), '4', 'nothing changed');
+    // The password as libpq's query parameter instead of in the userinfo: masked as well.
+    const q = new URL(url);
+    q.password = '';
+    q.searchParams.set('password', pg.password);
+    const again2 = liteboot(['db', 'copy', '--from', 'CADB.db', '--to', q.toString()], { cwd: t.dir });
+    assert.equal(again2.code, 1, again2.stderr);
+    assert.match(again2.stderr, /^liteboot: postgres:\/\/liteboot@127\.0\.0\.1:\d+\/\w+\?password=\*\*\* is not empty /);
+    assert.doesNotMatch(again2.stderr, new RegExp(pg.password), 'never the password');
 
     const f = liteboot(['db', 'copy', '--from', 'CADB.db', '--to', url, '--force'], { cwd: t.dir });
     assert.equal(f.code, 0, f.stderr);

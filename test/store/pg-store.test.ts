@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import { openStoreAt } from '../../src/store/open.js';
+import { LOCK_MIGRATE, LOCK_NAMESPACE } from '../../src/store/pg-schema.js';
 import { PgStore } from '../../src/store/pg-store.js';
 import type { Store } from '../../src/store/types.js';
 import { pgUnavailable, startPostgres, type PgCluster } from '../helpers/pg.js';
@@ -116,6 +117,24 @@ describe('PgStore on a real PostgreSQL', { skip }, () => {
     await stores[0]!.recordIssued(cert(1n));
     for (const s of stores) assert.equal((await s.stats()).certificates, 1);
     for (const s of stores) await s.close();
+  });
+
+  test('a server starting while another migrates for longer than a request bound waits for it (lock_timeout, not query_timeout)', async () => {
+    const url = await c.createDatabase();
+    const holder = new pg.Client({ connectionString: url });
+    await holder.connect();
+    await holder.query('SELECT pg_advisory_lock($1, $2)', [LOCK_NAMESPACE, LOCK_MIGRATE]);
+    const started = Date.now();
+    const opening = openPg(url, () => {});
+    // Held for 6 s: beyond the pool's 4.5 s query bound, well within the 60 s migration lock bound.
+    const released = new Promise<void>((res) => setTimeout(() => void holder.query('SELECT pg_advisory_unlock($1, $2)', [LOCK_NAMESPACE, LOCK_MIGRATE]).then(() => res()), 6000));
+    const store = await opening;
+    await released;
+    assert.ok(Date.now() - started >= 5900, 'opened before the lock was released');
+    await store.recordIssued(cert(7n));
+    assert.equal((await store.stats()).certificates, 1);
+    await store.close();
+    await holder.end();
   });
 
   test('a newer schema is refused in one line and left untouched; read-only needs a migrated database', async () => {
