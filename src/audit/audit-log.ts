@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { closeSync, fdatasync, fstatSync, ftruncateSync, openSync, readdirSync, readFileSync, renameSync, write } from 'node:fs';
+import { closeSync, fdatasync, fdatasyncSync, fstatSync, ftruncateSync, openSync, readdirSync, readFileSync, renameSync, write, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { LitebootError } from '../errors.js';
 
@@ -7,15 +7,22 @@ import { LitebootError } from '../errors.js';
  * The audit trail: one JSON line per event an operator may have to answer for (who issued this
  * certificate, who revoked it, which credential was made, ...). Each line carries the SHA-256 of
  * the line before it (`prev`) and of itself (`hash`), so `verifyAudit` finds a line that was
- * edited, removed or reordered. Lines are fdatasync'd before `append` resolves; concurrent
- * appends share one write and one fdatasync.
+ * edited, removed or reordered. Concurrent appends share one write and one fdatasync.
+ *
+ * When `append` resolves: a revocation, credential, allowlist or registration line is durable
+ * (fdatasync'd) first. An `issue` line is written (the page cache: it survives the process being
+ * killed) and fdatasync'd within SYNC_ISSUE_MS, with the next durable line, or at close: its
+ * certificate's record is durable in the store before the certificate leaves (the store's own
+ * fdatasync), and if the machine loses power before the line reaches the disk, the next start
+ * writes it again from that record (Authority.recoverAudit, marked `recovered`). One fdatasync
+ * per certificate instead of two: ~12% of the server's rate on a 2-core machine.
  *
  * One process writes a log file (several servers need one file each).
  */
 export type AuditValue = string | number | boolean | null | readonly string[];
 export type AuditEvent = { event: string } & Record<string, AuditValue>;
 
-/** Where the authority and the registrar write their audit trail; resolves once the line is durable. */
+/** Where the authority and the registrar write their audit trail; resolves once the line is written (AuditLog: durable, except `issue` lines, synced within 200 ms). */
 export interface AuditSink {
   append(event: AuditEvent): Promise<void>;
 }
@@ -28,6 +35,11 @@ export interface AuditRecord {
 }
 
 const GENESIS = '0'.repeat(64);
+
+/** Events whose line need not be on disk before append resolves (see AuditLog): what the store's record can rebuild. */
+const RECOVERABLE = new Set(['issue']);
+/** How long an `issue` line may stay in the page cache only. */
+export const SYNC_ISSUE_MS = 200;
 
 /** The hash of a line: its `prev` and every field but `hash`, in the order written. */
 function lineHash(rec: Record<string, unknown>): string {
@@ -54,6 +66,8 @@ interface Pending {
   line: string;
   resolve: () => void;
   reject: (e: Error) => void;
+  /** The line may resolve once written (RECOVERABLE). */
+  lazy: boolean;
 }
 
 export class AuditLog implements AuditSink {
@@ -65,6 +79,9 @@ export class AuditLog implements AuditSink {
   private flushing = false;
   private scheduled = false;
   private failed: Error | undefined;
+  /** Lines written since the last fdatasync, and the timer that will sync them. */
+  private unsynced = false;
+  private syncTimer: NodeJS.Timeout | undefined;
   /** The time of the last line when the log was opened (undefined for an empty log). */
   lastTime: Date | undefined;
 
@@ -147,7 +164,7 @@ export class AuditLog implements AuditSink {
     }
     this.prev = rec.hash as string;
     return new Promise((resolve, reject) => {
-      this.queue.push({ line, resolve, reject });
+      this.queue.push({ line, resolve, reject, lazy: RECOVERABLE.has(e.event) });
       if (!this.scheduled && !this.flushing) {
         this.scheduled = true;
         setImmediate(() => this.flush());
@@ -158,28 +175,83 @@ export class AuditLog implements AuditSink {
   private flush(): void {
     this.scheduled = false;
     if (this.flushing || this.queue.length === 0) return;
-    this.flushing = true;
     const batch = this.queue;
     this.queue = [];
     const buf = Buffer.from(batch.map((p) => p.line).join(''));
-    const done = (err: Error | null) => {
+    const fail = (err: Error) => {
       this.flushing = false;
-      if (err) {
-        this.failed = new LitebootError('DB_IO', `cannot write the audit log ${this.path}: ${(err as NodeJS.ErrnoException).code ?? err.message}`, { cause: err });
-        for (const p of [...batch, ...this.queue.splice(0)]) p.reject(this.failed);
-        return;
-      }
+      this.failed = new LitebootError('DB_IO', `cannot write the audit log ${this.path}: ${(err as NodeJS.ErrnoException).code ?? err.message}`, { cause: err });
+      for (const p of [...batch, ...this.queue.splice(0)]) p.reject(this.failed);
+    };
+    const written = () => {
       this.bytes += buf.length;
       for (const p of batch) p.resolve();
       if (this.bytes >= this.rotateBytes) this.rotate();
       if (this.queue.length > 0) this.flush();
     };
-    write(this.fd, buf, 0, buf.length, null, (err) => (err ? done(err) : fdatasync(this.fd, (e) => done(e))));
+    if (batch.every((p) => p.lazy)) {
+      // Into the page cache at once (microseconds, no thread-pool round trip); synced soon.
+      try {
+        for (let off = 0; off < buf.length; ) off += writeSync(this.fd, buf, off, buf.length - off);
+      } catch (e) {
+        return fail(e as Error);
+      }
+      this.unsynced = true;
+      this.syncTimer ??= setTimeout(() => this.syncSoon(), SYNC_ISSUE_MS);
+      return written();
+    }
+    this.flushing = true;
+    write(this.fd, buf, 0, buf.length, null, (err) =>
+      err
+        ? fail(err)
+        : fdatasync(this.fd, (e) => {
+            if (e) return fail(e);
+            this.flushing = false;
+            this.synced();
+            written();
+          }),
+    );
+  }
+
+  /** Every line written so far is on disk: no timer needed. */
+  private synced(): void {
+    this.unsynced = false;
+    clearTimeout(this.syncTimer);
+    this.syncTimer = undefined;
+  }
+
+  /** SYNC_ISSUE_MS after an `issue` line was written: fdatasync, unless a durable line's flush does it meanwhile. */
+  private syncSoon(): void {
+    this.syncTimer = undefined;
+    if (!this.unsynced || this.failed) return;
+    if (this.flushing) {
+      this.syncTimer = setTimeout(() => this.syncSoon(), SYNC_ISSUE_MS);
+      return;
+    }
+    this.flushing = true;
+    this.unsynced = false;
+    fdatasync(this.fd, (e) => {
+      this.flushing = false;
+      if (e) {
+        this.failed = new LitebootError('DB_IO', `cannot write the audit log ${this.path}: ${(e as NodeJS.ErrnoException).code ?? e.message}`, { cause: e });
+        for (const p of this.queue.splice(0)) p.reject(this.failed);
+        return;
+      }
+      if (this.queue.length > 0) this.flush();
+    });
+  }
+
+  /** Lines written but not yet synced go to disk now (before a rotation or a close). */
+  private syncNowIfNeeded(): void {
+    if (!this.unsynced) return;
+    fdatasyncSync(this.fd);
+    this.synced();
   }
 
   /** Moves the full file aside as `<name>.<its first seq>`; the chain goes on in a new file. */
   private rotate(): void {
     try {
+      this.syncNowIfNeeded();
       const first = (JSON.parse(readFileSync(this.path, 'utf8').split('\n', 1)[0]!) as { seq: number }).seq;
       renameSync(this.path, `${this.path}.${String(first).padStart(12, '0')}`);
       closeSync(this.fd);
@@ -196,7 +268,12 @@ export class AuditLog implements AuditSink {
       await new Promise((r) => setImmediate(r));
       if (!this.flushing && this.queue.length > 0) this.flush();
     }
-    closeSync(this.fd);
+    try {
+      this.syncNowIfNeeded();
+    } finally {
+      clearTimeout(this.syncTimer);
+      closeSync(this.fd);
+    }
   }
 }
 
