@@ -92,8 +92,11 @@ function checkCharacters(subject: DistinguishedName): void {
  * letters), case, runs of white space, and leading or trailing space.
  */
 export function foldValue(v: string): string {
+  // ASCII (every UUID CN, most OUs) is its own NFKC form: only case and spaces to fold.
+  if (ASCII.test(v)) return v.toLowerCase().replace(/\s+/g, ' ').trim();
   return v.normalize('NFKC').toLowerCase().normalize('NFKC').replace(/\s+/gu, ' ').trim();
 }
+const ASCII = /^[\x00-\x7f]*$/;
 
 /**
  * Letters that NFKC leaves alone but that look like the Latin ones in the reserved OUs
@@ -110,6 +113,18 @@ const CONFUSABLE: Record<string, string> = {
 
 /** The skeleton of an OU: folded, homoglyphs mapped to Latin, spaces and punctuation dropped. */
 function skeleton(v: string): string {
+  let k = skeletons.get(v);
+  if (k === undefined) {
+    k = skeletonOf(v);
+    // Devices of one fleet send a handful of OUs: remember them (a bounded cache, never a memory sink).
+    if (skeletons.size >= 1024) skeletons.clear();
+    skeletons.set(v, k);
+  }
+  return k;
+}
+const skeletons = new Map<string, string>();
+
+function skeletonOf(v: string): string {
   // Combining marks dropped too (NFD first): `Cert` with a dot below still reads as `Cert`.
   return [...foldValue(v).normalize('NFD').replace(/\p{M}/gu, '')].map((c) => CONFUSABLE[c] ?? c).join('').replace(/[\s\p{P}\p{S}]/gu, '');
 }
@@ -123,6 +138,13 @@ const RESERVED_OUS = [BOOTSTRAP_OU, OPERATOR_OU].map(skeleton);
  */
 export function subjectKey(name: DistinguishedName): string {
   return JSON.stringify(name.map((a) => [a.type, foldValue(a.value)]).sort((x, y) => (x[0]! + '\0' + x[1]! < y[0]! + '\0' + y[1]! ? -1 : 1)));
+}
+
+/** The reserved subject this one is (with the canonical CN, or as sent), if any; each key computed once. */
+function reservedMatch(reserved: readonly ReservedSubject[], subject: DistinguishedName, asSent: DistinguishedName): ReservedSubject | undefined {
+  const key = subjectKey(subject);
+  const sentKey = asSent === subject ? key : subjectKey(asSent);
+  return reserved.find((r) => r.key === key || r.key === sentKey);
 }
 
 export function reservedSubject(what: string, name: DistinguishedName): ReservedSubject {
@@ -167,8 +189,7 @@ export async function acceptCsr(der: Uint8Array, policy: IssuancePolicy): Promis
   }
   const deviceId = uuid ?? cn;
   const subject = csr.subject.map((a) => (a.type === OID.commonName ? { type: a.type, value: deviceId } : a));
-  const key = subjectKey(subject);
-  const taken = policy.reservedSubjects?.find((r) => r.key === key || r.key === subjectKey(csr.subject));
+  const taken = policy.reservedSubjects?.length ? reservedMatch(policy.reservedSubjects, subject, csr.subject) : undefined;
   if (taken) refuse('BAD_SUBJECT', `the subject "${shown(formatName(subject))}" is ${taken.what} subject; a device may not take the name of the CA or of one of its credentials`);
   return { csr, deviceId, subject, ou: ous[0] ?? '' };
 }

@@ -29,6 +29,8 @@ export interface OpenStoreOptions {
 
 const SQLITE_MAGIC = Buffer.from('SQLite format 3\0');
 const JOURNAL_SEQ_KEY = 'liteboot.journalSeq';
+/** How long one in-memory SQLite transaction gathers changes (see commit). */
+const TXN_MS = 5;
 /** Serials are positive and below 2^63 (SQLite INTEGER); anything else cannot be in the table. */
 const MAX_SERIAL = (1n << 63n) - 1n;
 
@@ -341,11 +343,12 @@ export class SqlJsStore implements Store {
     if (this.closed) return Promise.reject(new LitebootError('DB_IO', 'the database is closed'));
     if (this.journal.failed) return Promise.reject(this.journal.failed);
     if (!this.txnOpen) {
-      // Changes made in one turn of the event loop share one SQLite transaction: sql.js writes
-      // every commit's pages into its in-memory file, which costs more than the insert itself.
+      // Changes made within TXN_MS share one SQLite transaction: sql.js writes every commit's
+      // pages into its in-memory file, which costs more than the insert itself. Durability is
+      // the journal's; only export (snapshot, backup, close) needs the transaction ended first.
       this.db.run('BEGIN');
       this.txnOpen = true;
-      setImmediate(() => this.endTransaction());
+      setTimeout(() => this.endTransaction(), TXN_MS).unref();
     }
     this.apply(op); // throws (and journals nothing) if the change violates a constraint
     const rec = op as unknown as JournalRecord;
