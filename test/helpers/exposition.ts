@@ -23,8 +23,12 @@ const LABEL = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
 const VALUE = /^(?:[+-]?(?:\d+\.?\d*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?)|[+-]?Inf|NaN)$/;
 
 function parseValue(v: string, where: string): number {
+  // Prometheus reads values with Go's strconv.ParseFloat, for which NaN and Inf are any case:
+  // prom-client writes `Nan` (util.js), e.g. for a default gauge with no sample since the last scrape.
+  if (/^nan$/i.test(v)) return NaN;
+  if (/^[+-]?inf$/i.test(v)) return v.startsWith('-') ? -Infinity : Infinity;
   if (!VALUE.test(v)) throw new Error(`${where}: bad value "${v}"`);
-  return v === 'NaN' ? NaN : v.endsWith('Inf') ? (v.startsWith('-') ? -Infinity : Infinity) : Number(v);
+  return v.endsWith('Inf') ? (v.startsWith('-') ? -Infinity : Infinity) : Number(v);
 }
 
 function parseSample(line: string, where: string): Sample {
