@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { closeSync, fdatasync, fdatasyncSync, fstatSync, ftruncateSync, openSync, readdirSync, readFileSync, renameSync, write, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { LitebootError } from '../errors.js';
+import { fsyncDir } from '../store/journal.js';
 
 /**
  * The audit trail: one JSON line per event an operator may have to answer for (who issued this
@@ -81,6 +82,14 @@ export class AuditLog implements AuditSink {
   private failed: Error | undefined;
   /** Lines written since the last fdatasync, and the timer that will sync them. */
   private unsynced = false;
+  /**
+   * Whether a line of this log is on disk (it had lines when opened, or a sync succeeded since):
+   * only then may `issue` lines wait for their sync. recoverAudit needs a last line to start from;
+   * a log that lost every line would not be recovered.
+   */
+  private anchored = false;
+  /** Says what went wrong where no caller waits (a background sync). */
+  private warn: ((m: string) => void) | undefined;
   private syncTimer: NodeJS.Timeout | undefined;
   /** The time of the last line when the log was opened (undefined for an empty log). */
   lastTime: Date | undefined;
@@ -102,7 +111,8 @@ export class AuditLog implements AuditSink {
 
   /**
    * Opens (or creates, 0600) the log and finds where the chain stands. A last line torn by a crash
-   * (no newline) is cut off and reported through `log`; it was never acknowledged.
+   * (no newline) is cut off and reported through `log`; if it was an `issue` line already
+   * answered (the machine stopped before its sync), recoverAudit writes it again.
    */
   static open(path: string, o: { rotateBytes?: number; clock?: () => Date; log?: (m: string) => void } = {}): AuditLog {
     let fd: number;
@@ -112,6 +122,8 @@ export class AuditLog implements AuditSink {
       throw new LitebootError('FILE_UNREADABLE', `cannot open the audit log ${path}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`, { cause: e });
     }
     const data = readFileSync(path);
+    // A new file: its directory entry on disk too, or a lost entry would lose every line.
+    if (data.length === 0) fsyncDir(dirname(path));
     let end = data.length;
     if (end > 0 && data[end - 1] !== 0x0a) {
       end = data.lastIndexOf(0x0a) + 1;
@@ -136,6 +148,8 @@ export class AuditLog implements AuditSink {
     }
     const log = new AuditLog(path, fd, fstatSync(fd).size, seq, prev, o.rotateBytes ?? 64 * 1024 * 1024, o.clock ?? (() => new Date()));
     log.lastTime = lastTime && !Number.isNaN(lastTime.getTime()) ? lastTime : undefined;
+    log.anchored = log.lastTime !== undefined;
+    log.warn = o.log;
     return log;
   }
 
@@ -147,7 +161,7 @@ export class AuditLog implements AuditSink {
     return out;
   }
 
-  /** Appends one event; resolves once it is on disk. */
+  /** Appends one event; resolves once it is on disk (an `issue` line: once written, synced within SYNC_ISSUE_MS). */
   append(e: AuditEvent): Promise<void> {
     if (this.failed) return Promise.reject(this.failed);
     const rec: Record<string, unknown> = { seq: ++this.seq, time: this.clock().toISOString(), ...e, prev: this.prev };
@@ -164,7 +178,7 @@ export class AuditLog implements AuditSink {
     }
     this.prev = rec.hash as string;
     return new Promise((resolve, reject) => {
-      this.queue.push({ line, resolve, reject, lazy: RECOVERABLE.has(e.event) });
+      this.queue.push({ line, resolve, reject, lazy: this.anchored && RECOVERABLE.has(e.event) });
       if (!this.scheduled && !this.flushing) {
         this.scheduled = true;
         setImmediate(() => this.flush());
@@ -215,6 +229,7 @@ export class AuditLog implements AuditSink {
 
   /** Every line written so far is on disk: no timer needed. */
   private synced(): void {
+    this.anchored = true;
     this.unsynced = false;
     clearTimeout(this.syncTimer);
     this.syncTimer = undefined;
@@ -234,9 +249,11 @@ export class AuditLog implements AuditSink {
       this.flushing = false;
       if (e) {
         this.failed = new LitebootError('DB_IO', `cannot write the audit log ${this.path}: ${(e as NodeJS.ErrnoException).code ?? e.message}`, { cause: e });
+        this.warn?.(`audit: ${this.failed.message}; issue lines written in the last ${SYNC_ISSUE_MS} ms may not be on disk, and the log takes no more lines until restart`);
         for (const p of this.queue.splice(0)) p.reject(this.failed);
         return;
       }
+      if (!this.unsynced) this.anchored = true;
       if (this.queue.length > 0) this.flush();
     });
   }
@@ -259,6 +276,7 @@ export class AuditLog implements AuditSink {
       this.bytes = 0;
     } catch (e) {
       this.failed = new LitebootError('DB_IO', `cannot rotate the audit log ${this.path}: ${(e as Error).message}`, { cause: e });
+      this.warn?.(`audit: ${this.failed.message}; the log takes no more lines until restart`);
     }
   }
 

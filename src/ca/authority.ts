@@ -278,9 +278,10 @@ export class Authority {
     const keyId = keyIdentifier(req.csr.spki); // once: the certificate's SKI and the store's keyid
     const notAfter = validityEnd(notBefore, this.o.deviceDays, this.o.issuer.notAfter);
     const der = await deviceCertificate(this.o.issuer, { subject: req.subject, serial, publicKey: req.csr.spki, keyId, notBefore, days: this.o.deviceDays, revocationInfo: this.revocationInfo });
-    // The audit line and the record are written at once (two files, two fsyncs, one wait); the
-    // answer waits for both. A crash between them can leave a record without its line only for a
-    // certificate nobody received, and recoverAudit() writes that line at the next start.
+    // The audit line and the record are written at once; the answer waits for both (the record
+    // on disk, the line written: audit-log.ts). A crash can leave a record without its line (a
+    // process crash between the two, a machine stopping before the line is synced); recoverAudit()
+    // writes that line at the next start.
     const audited = this.o.audit?.append({ event: 'issue', serial: serial.toString(), device: req.deviceId, by: caller.label, via, keyId: Buffer.from(keyId).toString('hex'), notAfter: notAfter.toISOString() });
     // Recorded (and fsync'd) before anyone sees it: a certificate handed out is never lost. The
     // key binding is checked by the store atomically with the insert, so two enrolments of one
@@ -312,8 +313,9 @@ export class Authority {
 
   /**
    * After a crash: writes the audit line of any certificate recorded in the last minute before the
-   * log's last line, or after it, that has none (its line was still being written; nobody received
-   * the certificate). Returns how many lines it wrote.
+   * log's last line, or after it, that has none: its line was still being written (the
+   * certificate was not yet answered), or written but not yet on disk when the machine stopped
+   * (the certificate may have been delivered). Returns how many lines it wrote.
    *
    * Assumes one process per audit log and store: with several servers on one store, another
    * server's certificates of that minute are written here too (marked `recovered`).

@@ -116,9 +116,12 @@ function skeleton(v: string): string {
   let k = skeletons.get(v);
   if (k === undefined) {
     k = skeletonOf(v);
-    // Devices of one fleet send a handful of OUs: remember them (a bounded cache, never a memory sink).
-    if (skeletons.size >= 1024) skeletons.clear();
-    skeletons.set(v, k);
+    // Devices of one fleet send a handful of OUs: remember them. Bounded in count and in size (an
+    // OU longer than X.520's 64 characters is not kept), never a memory sink.
+    if (v.length <= 64) {
+      if (skeletons.size >= 1024) skeletons.clear();
+      skeletons.set(v, k);
+    }
   }
   return k;
 }
@@ -143,7 +146,8 @@ export function subjectKey(name: DistinguishedName): string {
 /** The reserved subject this one is (with the canonical CN, or as sent), if any; each key computed once. */
 function reservedMatch(reserved: readonly ReservedSubject[], subject: DistinguishedName, asSent: DistinguishedName): ReservedSubject | undefined {
   const key = subjectKey(subject);
-  const sentKey = asSent === subject ? key : subjectKey(asSent);
+  // The CN as sent differs from the canonical one only in case or UUID form: the same key then.
+  const sentKey = asSent.every((a, i) => a.value === subject[i]!.value) ? key : subjectKey(asSent);
   return reserved.find((r) => r.key === key || r.key === sentKey);
 }
 

@@ -181,7 +181,7 @@ export async function startServer(o: StartOptions): Promise<RunningServer> {
     authority.follow(); // other servers' revocations on the same store, until stop()
     if (audit) {
       const recovered = await authority.recoverAudit(audit);
-      if (recovered > 0) log.warn(`audit: wrote the lines of ${recovered} certificate(s) recorded just before a crash (no client received them)`);
+      if (recovered > 0) log.warn(`audit: wrote the lines of ${recovered} certificate(s) recorded just before a crash (marked recovered; they may have been delivered)`);
     }
     for (const c of certs.credentials(ca)) {
       if (await authority.recordCredential(c.kind, c.name, c.serial, c.der)) log.info(`recorded the ${c.kind} credential ${c.file} (serial ${c.serial}) so that it can be revoked`);

@@ -91,6 +91,8 @@ export class SqlJsStore implements Store {
   private closed = false;
   private snapshotBytes = 0;
   private txnOpen = false;
+  /** Set if a COMMIT failed: memory and journal disagree until a restart (endTransaction). */
+  private memoryFailure: LitebootError | undefined;
   /**
    * The key bindings of devices looked at recently, so that a binding check (twice per bootstrap
    * enrolment) costs no SQL: lower(id) as SQLite lowers it -> key id (hex) -> the notAfter (ms)
@@ -342,6 +344,7 @@ export class SqlJsStore implements Store {
     if (!this.journal) return Promise.reject(new LitebootError('DB_READONLY', `${this.path} is open read-only`));
     if (this.closed) return Promise.reject(new LitebootError('DB_IO', 'the database is closed'));
     if (this.journal.failed) return Promise.reject(this.journal.failed);
+    if (this.memoryFailure) return Promise.reject(this.memoryFailure);
     if (!this.txnOpen) {
       // Changes made within TXN_MS share one SQLite transaction: sql.js writes every commit's
       // pages into its in-memory file, which costs more than the insert itself. Durability is
@@ -655,7 +658,7 @@ export class SqlJsStore implements Store {
   writeFailure(): Error | undefined {
     if (!this.journal) return new LitebootError('DB_READONLY', `${this.path} is open read-only`);
     if (this.closed) return new LitebootError('DB_IO', 'the database is closed');
-    return this.journal.failed;
+    return this.journal.failed ?? this.memoryFailure;
   }
 
   async fleetCounts(at: Date, expiringBefore: Date): Promise<FleetCounts> {
@@ -675,7 +678,15 @@ export class SqlJsStore implements Store {
   private endTransaction(): void {
     if (!this.txnOpen) return;
     this.txnOpen = false;
-    this.db.run('COMMIT');
+    try {
+      this.db.run('COMMIT');
+    } catch (e) {
+      // SQLite rolled the open transaction back by itself (out of memory): the changes of the
+      // last TXN_MS are in the journal but no longer in memory. Take no more writes; a restart
+      // replays the journal.
+      this.memoryFailure = new LitebootError('DB_IO', `the in-memory database lost a transaction (${(e as Error).message}); restart the server (the journal has every change)`, { cause: e });
+      this.log(this.memoryFailure.message);
+    }
   }
 
   /** Serialises the database with the journal position it includes. */
