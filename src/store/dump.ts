@@ -6,11 +6,12 @@
  * pg-copy.ts; or read from PostgreSQL (pg-copy.ts) and written as a new CADB.db here.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { closeSync, fsyncSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import initSqlJs, { type Database, type SqlValue } from 'sql.js';
-import { DB_FILE_MODE, fsyncDir } from './journal.js';
+import { writeFileAtomic } from '../atomic-file.js';
+import { DB_FILE_MODE } from './journal.js';
 import { createBaseSchema, MIGRATIONS, runMigrations } from './schema.js';
 import { openStore } from './sqljs-store.js';
 
@@ -240,17 +241,7 @@ export async function writeSqlite(path: string, dump: Dump): Promise<void> {
     insert('INSERT INTO allowed_devices (id, added_at, added_by) VALUES (?, ?, ?)', dump.allowed.map((a) => [a.id, a.addedAt, a.addedBy]));
     insert('INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)', dump.settings.filter(([k]) => !LOCAL_SETTINGS.has(k)));
     db.run('COMMIT');
-    const bytes = db.export();
-    const tmp = `${path}.tmp-${process.pid}`;
-    const fd = openSync(tmp, 'wx', DB_FILE_MODE);
-    try {
-      writeSync(fd, bytes);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, path);
-    fsyncDir(dirname(path));
+    writeFileAtomic(path, db.export(), DB_FILE_MODE, true);
   } finally {
     db.close();
   }

@@ -3,6 +3,7 @@ import { chmodSync, closeSync, constants, copyFileSync, existsSync, fchmodSync, 
 import { open as openAsync, rename as renameAsync } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import initSqlJs, { type Database, type SqlJsStatic, type SqlValue, type Statement } from 'sql.js';
+import { writeFileAtomic } from '../atomic-file.js';
 import { LitebootError } from '../errors.js';
 import { DB_FILE_MODE, fsyncDir, JournalWriter, listSegments, readSegment, removeFile, segmentPath, truncateSegment, type JournalRecord } from './journal.js';
 import { WriterLock } from './lock.js';
@@ -750,16 +751,7 @@ export class SqlJsStore implements Store {
     this.endTransaction();
     const bytes = this.db.export();
     SqlJsStore.tune(this.db); // export() reopens the database and resets pragmas
-    const tmp = `${path}.tmp-${process.pid}`;
-    const fd = openSync(tmp, 'w', 0o600);
-    try {
-      writeSync(fd, bytes);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, path);
-    fsyncDir(dirname(path));
+    writeFileAtomic(path, bytes, DB_FILE_MODE, true);
     const c = this.one('SELECT count(*) FROM certs', []);
     return { bytes: bytes.length, certificates: Number(c?.[0] ?? 0) };
   }
