@@ -194,7 +194,7 @@ export class AuditLog implements AuditSink {
     const buf = Buffer.from(batch.map((p) => p.line).join(''));
     const fail = (err: Error) => {
       this.flushing = false;
-      this.failed = new LitebootError('DB_IO', `cannot write the audit log ${this.path}: ${(err as NodeJS.ErrnoException).code ?? err.message}`, { cause: err });
+      this.failed = this.writeFailure(err);
       for (const p of [...batch, ...this.queue.splice(0)]) p.reject(this.failed);
     };
     const written = () => {
@@ -227,6 +227,10 @@ export class AuditLog implements AuditSink {
     );
   }
 
+  private writeFailure(err: Error): LitebootError {
+    return new LitebootError('DB_IO', `cannot write the audit log ${this.path}: ${(err as NodeJS.ErrnoException).code ?? err.message}`, { cause: err });
+  }
+
   /** Every line written so far is on disk: no timer needed. */
   private synced(): void {
     this.anchored = true;
@@ -248,7 +252,7 @@ export class AuditLog implements AuditSink {
     fdatasync(this.fd, (e) => {
       this.flushing = false;
       if (e) {
-        this.failed = new LitebootError('DB_IO', `cannot write the audit log ${this.path}: ${(e as NodeJS.ErrnoException).code ?? e.message}`, { cause: e });
+        this.failed = this.writeFailure(e);
         this.warn?.(`audit: ${this.failed.message}; issue lines written in the last ${SYNC_ISSUE_MS} ms may not be on disk, and the log takes no more lines until restart`);
         for (const p of this.queue.splice(0)) p.reject(this.failed);
         return;

@@ -20,7 +20,7 @@ export interface Family {
 
 const METRIC = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
 const LABEL = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
-const VALUE = /^(?:[+-]?(?:\d+\.?\d*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?)|[+-]?Inf|NaN)$/;
+const VALUE = /^[+-]?(?:\d+\.?\d*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?)$/;
 
 function parseValue(v: string, where: string): number {
   // Prometheus reads values with Go's strconv.ParseFloat, for which NaN and Inf are any case:
@@ -28,7 +28,7 @@ function parseValue(v: string, where: string): number {
   if (/^nan$/i.test(v)) return NaN;
   if (/^[+-]?inf$/i.test(v)) return v.startsWith('-') ? -Infinity : Infinity;
   if (!VALUE.test(v)) throw new Error(`${where}: bad value "${v}"`);
-  return v.endsWith('Inf') ? (v.startsWith('-') ? -Infinity : Infinity) : Number(v);
+  return Number(v);
 }
 
 function parseSample(line: string, where: string): Sample {
