@@ -1,4 +1,3 @@
-import { keyIdentifier } from '../asn1/extensions.js';
 import { parseCertificate } from '../asn1/certificate.js';
 import { formatName } from '../asn1/name.js';
 import { OID } from '../asn1/oids.js';
@@ -275,7 +274,7 @@ export class Authority {
   private async issueOnce(req: AcceptedRequest, caller: Caller, via: IssueVia, bind: boolean): Promise<Issued> {
     const notBefore = this.o.clock();
     const serial = this.o.serials.next();
-    const keyId = keyIdentifier(req.csr.spki); // once: the certificate's SKI and the store's keyid
+    const keyId = req.keyId;
     const notAfter = validityEnd(notBefore, this.o.deviceDays, this.o.issuer.notAfter);
     const der = await deviceCertificate(this.o.issuer, { subject: req.subject, serial, publicKey: req.csr.spki, keyId, notBefore, days: this.o.deviceDays, revocationInfo: this.revocationInfo });
     // The audit line and the record are written at once; the answer waits for both (the record
@@ -359,7 +358,7 @@ export class Authority {
       if (!rules.allowRebind) {
         // Refused before signing (cheap, and no audit line for an attempt); the store checks again atomically.
         // Other keys first: a device re-enrolling with its bound key (the common case) reads no rows.
-        const keyId = keyIdentifier(req.csr.spki);
+        const keyId = req.keyId;
         const at = this.o.clock();
         const others = await this.o.store.boundKeyIds(req.deviceId, at, keyId); // a store may ignore `except`
         if (others.length > 0 && !others.some((k) => keyId.equals(k)) && !(await this.o.store.boundKeyIds(req.deviceId, at)).some((k) => keyId.equals(k))) {

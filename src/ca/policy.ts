@@ -1,4 +1,5 @@
 import { parseCsr, type ParsedCsr } from '../asn1/csr.js';
+import { keyIdentifier } from '../asn1/extensions.js';
 import { formatName, shortName, type DistinguishedName, type NameAttribute } from '../asn1/name.js';
 import { OID } from '../asn1/oids.js';
 import { LitebootError } from '../errors.js';
@@ -32,6 +33,8 @@ export interface AcceptedRequest {
   subject: NameAttribute[];
   /** The original's `name` column: the OU, or '' when the CSR has none (API.md improvement 4). */
   ou: string;
+  /** The key's identifier (RFC 5280 §4.2.1.2 (1)): the certificate's SKI and the store's keyid. */
+  keyId: Buffer;
 }
 
 const MAX_CN = 64; // RFC 5280 Appendix A ub-common-name
@@ -195,5 +198,5 @@ export async function acceptCsr(der: Uint8Array, policy: IssuancePolicy): Promis
   const subject = csr.subject.map((a) => (a.type === OID.commonName ? { type: a.type, value: deviceId } : a));
   const taken = policy.reservedSubjects?.length ? reservedMatch(policy.reservedSubjects, subject, csr.subject) : undefined;
   if (taken) refuse('BAD_SUBJECT', `the subject "${shown(formatName(subject))}" is ${taken.what} subject; a device may not take the name of the CA or of one of its credentials`);
-  return { csr, deviceId, subject, ou: ous[0] ?? '' };
+  return { csr, deviceId, subject, ou: ous[0] ?? '', keyId: keyIdentifier(csr.spki) };
 }

@@ -60,7 +60,26 @@ export interface Match {
 
 const compiled = ROUTES.map((r) => ({ route: r, segments: r.path === '/' ? [] : r.path.slice(1).split('/') }));
 
-export function matchRoute(method: string, path: string): Match {
+// Most requests are to a path without parameters (`/api/v1/cr`): their match is computed once per
+// method. Only route paths and the API's methods are kept, so the map stays this small.
+const STATIC_PATHS = new Set(ROUTES.filter((r) => !r.path.includes(':')).map((r) => r.path));
+const CACHED_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS']);
+const staticMatches = new Map<string, Readonly<Match>>();
+
+export function matchRoute(method: string, path: string): Readonly<Match> {
+  if (!STATIC_PATHS.has(path) || !CACHED_METHODS.has(method)) return computeMatch(method, path);
+  const k = `${method} ${path}`;
+  let m = staticMatches.get(k);
+  if (!m) {
+    m = computeMatch(method, path);
+    Object.freeze(m.params);
+    Object.freeze(m.allowed);
+    staticMatches.set(k, Object.freeze(m));
+  }
+  return m;
+}
+
+function computeMatch(method: string, path: string): Match {
   const segments = path === '/' ? [] : path.slice(1).split('/');
   const allowed: string[] = [];
   let found: Match | undefined;

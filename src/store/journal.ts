@@ -63,11 +63,13 @@ export interface SegmentContents {
 }
 
 export function frame(record: JournalRecord): Buffer {
-  const payload = Buffer.from(JSON.stringify(record));
-  const head = Buffer.allocUnsafe(8);
-  head.writeUInt32BE(payload.length, 0);
-  head.writeUInt32BE(crc32(payload), 4);
-  return Buffer.concat([head, payload]);
+  const json = JSON.stringify(record);
+  const len = Buffer.byteLength(json);
+  const out = Buffer.allocUnsafe(8 + len);
+  out.write(json, 8);
+  out.writeUInt32BE(len, 0);
+  out.writeUInt32BE(crc32(out.subarray(8)), 4);
+  return out;
 }
 
 /** Reads a segment; everything from the first bad frame on counts as torn. */

@@ -297,18 +297,22 @@ export class SqlJsStore implements Store {
     return rows;
   }
 
-  private apply(op: Op): void {
+  /** `issued`: a new certificate's bytes as they are (else decoded from the record's base64). */
+  private apply(op: Op, issued?: { keyId: Uint8Array; der: Uint8Array }): void {
     switch (op.op) {
-      case 'cert':
+      case 'cert': {
+        const keyId = issued?.keyId ?? Buffer.from(op.keyid, 'base64');
         // A new device is due for registration at once (reg_next_at is set so the due query can use its index).
         this.run('INSERT OR IGNORE INTO devices (id, registered, reg_state, reg_next_at, enrolled_by) VALUES (?, 0, ?, ?, ?)', [op.id, op.reg ?? 'pending', op.at, op.by ?? null]);
         this.run(
           `INSERT INTO certs (id, name, serial, keyid, cert, expiry, valid, not_before, not_after, issued_by, issued_at)
            VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?)`,
-          [op.id, op.name, op.serial, Buffer.from(op.keyid, 'base64'), Buffer.from(op.cert, 'base64'), op.na, op.nb, op.na, op.by ?? null, op.at],
+          [op.id, op.name, op.serial, keyId, issued?.der ?? Buffer.from(op.cert, 'base64'), op.na, op.nb, op.na, op.by ?? null, op.at],
         );
-        this.bound(sqliteLower(op.id), Buffer.from(op.keyid, 'base64').toString('hex'), parseSqlTime(op.na)?.getTime() ?? 0);
+        const lowerId = sqliteLower(op.id);
+        if (this.bindings.has(lowerId)) this.bound(lowerId, Buffer.from(keyId.buffer, keyId.byteOffset, keyId.byteLength).toString('hex'), parseSqlTime(op.na)?.getTime() ?? 0);
         break;
+      }
       case 'revoke':
         this.bindings.clear();
         this.run('UPDATE certs SET valid = 0, revoked_at = ?, revoke_reason = ? WHERE serial = ? AND valid != 0', [op.at, op.reason, op.serial]);
@@ -341,7 +345,7 @@ export class SqlJsStore implements Store {
   }
 
   /** Applies a change in memory, then makes it durable; resolves once it is on disk. */
-  private commit(op: Op): Promise<void> {
+  private commit(op: Op, issued?: { keyId: Uint8Array; der: Uint8Array }): Promise<void> {
     if (!this.journal) return Promise.reject(new LitebootError('DB_READONLY', `${this.path} is open read-only`));
     if (this.closed) return Promise.reject(new LitebootError('DB_IO', 'the database is closed'));
     if (this.journal.failed) return Promise.reject(this.journal.failed);
@@ -354,7 +358,7 @@ export class SqlJsStore implements Store {
       this.txnOpen = true;
       setTimeout(() => this.endTransaction(), TXN_MS).unref();
     }
-    this.apply(op); // throws (and journals nothing) if the change violates a constraint
+    this.apply(op, issued); // throws (and journals nothing) if the change violates a constraint
     const rec = op as unknown as JournalRecord;
     rec.seq = ++this.seq;
     return this.journal.append(rec);
@@ -383,7 +387,7 @@ export class SqlJsStore implements Store {
       by: c.issuedBy,
       at: (c.issuedAt ?? new Date()).getTime(),
       reg: c.registration,
-    });
+    }, c);
   }
 
   async revoke(serial: bigint, reason: number, at: Date): Promise<boolean> {
