@@ -1,4 +1,4 @@
-import { closeSync, fchmodSync, fdatasync, fsyncSync, ftruncateSync, openSync, readdirSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, constants, fchmodSync, fdatasync, fstatSync, fsyncSync, ftruncateSync, openSync, readdirSync, readFileSync, unlinkSync, write, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { LitebootError } from '../errors.js';
 import { crc32 } from './crc32.js';
@@ -12,6 +12,12 @@ import { crc32 } from './crc32.js';
  * A change is durable once its frame is written and fdatasync'd; concurrent appends share one
  * write and one fdatasync (group commit). A torn frame (short, or CRC mismatch) ends the valid
  * part of a segment; the writer truncates it away on open.
+ *
+ * The writer keeps zeros written ahead of its frames (1 MiB at a time, in the background): an
+ * fdatasync of a write that does not change the file's size or allocate blocks has no metadata
+ * to commit, and costs ~30% less time and CPU (measured here, ext4: 150 against 215 µs). A zero
+ * length ends the frames, so a segment reads the same with or without its zero tail; readers
+ * report that tail as spare, not torn.
  *
  * Segment names are `<db>.lbj.<16-digit number>`, never `<db>-journal` or `<db>-wal`, which the
  * sqlite3 tool would take for its own hot journal and "roll back" into CADB.db.
@@ -60,6 +66,8 @@ export interface SegmentContents {
   validBytes: number;
   /** Bytes after that: a torn or corrupt tail. */
   tornBytes: number;
+  /** Or, instead, zeros written ahead by the writer (see above): nothing was lost there. */
+  spareBytes: number;
 }
 
 export function frame(record: JournalRecord): Buffer {
@@ -75,10 +83,10 @@ export function frame(record: JournalRecord): Buffer {
 /** Reads a segment; everything from the first bad frame on counts as torn. */
 export function readSegment(path: string): SegmentContents {
   const data = readFileSync(path);
-  if (data.length === 0) return { records: [], validBytes: 0, tornBytes: 0 };
+  if (data.length === 0) return { records: [], validBytes: 0, tornBytes: 0, spareBytes: 0 };
   if (data.length < MAGIC.length || !data.subarray(0, MAGIC.length).equals(MAGIC)) {
     // A crash between creating a segment and writing its header leaves a prefix of MAGIC.
-    if (MAGIC.subarray(0, data.length).equals(data.subarray(0, MAGIC.length))) return { records: [], validBytes: 0, tornBytes: data.length };
+    if (MAGIC.subarray(0, data.length).equals(data.subarray(0, MAGIC.length))) return { records: [], validBytes: 0, tornBytes: data.length, spareBytes: 0 };
     throw new LitebootError('DB_CORRUPT', `${path} is not a liteboot journal segment; move it away to open the database`);
   }
   const records: JournalRecord[] = [];
@@ -99,8 +107,19 @@ export function readSegment(path: string): SegmentContents {
     records.push(rec);
     off += 8 + len;
   }
-  return { records, validBytes: off, tornBytes: data.length - off };
+  const rest = data.length - off;
+  return allZero(data, off) ? { records, validBytes: off, tornBytes: 0, spareBytes: rest } : { records, validBytes: off, tornBytes: rest, spareBytes: 0 };
 }
+
+function allZero(data: Buffer, from: number): boolean {
+  for (let i = from; i < data.length; i++) if (data[i] !== 0) return false;
+  return true;
+}
+
+/** Zeros the writer puts ahead of its frames at a time, and how close it lets its frames come to their end. */
+const SPARE_BYTES = 1024 * 1024;
+const SPARE_LOW = 256 * 1024;
+let zeros: Buffer | undefined;
 
 /** Cuts a torn tail off a segment so new frames follow the last whole one. */
 export function truncateSegment(path: string, validBytes: number): void {
@@ -131,7 +150,14 @@ interface Waiter {
 export class JournalWriter {
   private fd: number;
   private path: string;
+  /** Where the frames end: the next frame is written here. */
   private size: number;
+  /** The file's length: from `size` to here, zeros written ahead (see the top of this file). */
+  private allocated: number;
+  /** The fd a write of zeros is in flight on, if any: frames past `allocated` wait for it, and it is closed after it. */
+  private extending: number | undefined;
+  private closeAfterExtending = false;
+  private waitingForSpace = false;
   private pending: Buffer[] = [];
   private waiters: Waiter[] = [];
   private flushing = false;
@@ -143,30 +169,85 @@ export class JournalWriter {
   /** Called when a group commit is durable, with its duration (write to fdatasync done) in seconds. */
   onCommit: ((seconds: number) => void) | undefined;
 
-  private constructor(fd: number, path: string, size: number) {
+  private constructor(fd: number, path: string, size: number, allocated: number) {
     this.fd = fd;
     this.path = path;
     this.size = size;
+    this.allocated = allocated;
   }
 
-  /** Opens `path` for appending, creating it (with the magic header) if it is new or empty. */
+  /**
+   * Opens `path` for appending after its last whole frame, creating it (with the magic header)
+   * if it is new or empty. A torn tail is cut off first: a new frame written over part of it
+   * could leave an old frame after it that was never acknowledged.
+   */
   static open(path: string): JournalWriter {
-    const fd = openSync(path, 'a', DB_FILE_MODE);
+    const f = JournalWriter.openFile(path);
+    const w = new JournalWriter(f.fd, path, f.size, f.allocated);
+    w.extend();
+    return w;
+  }
+
+  private static openFile(path: string): { fd: number; size: number; allocated: number } {
+    // Not O_APPEND: frames are written at their offset, into the zeros ahead of them.
+    const fd = openSync(path, constants.O_RDWR | constants.O_CREAT, DB_FILE_MODE);
     let size: number;
+    let allocated: number;
     try {
       fchmodSync(fd, DB_FILE_MODE);
-      size = readFileSync(path).length;
-      if (size === 0) {
-        writeSync(fd, MAGIC);
+      if (fstatSync(fd).size === 0) {
+        writeSync(fd, MAGIC, 0, MAGIC.length, 0);
         fsyncSync(fd);
         fsyncDir(dirname(path));
-        size = MAGIC.length;
+        size = allocated = MAGIC.length;
+      } else {
+        const contents = readSegment(path);
+        if (contents.validBytes < MAGIC.length) throw new LitebootError('DB_CORRUPT', `${path} is not a liteboot journal segment`);
+        if (contents.tornBytes > 0) {
+          ftruncateSync(fd, contents.validBytes);
+          fsyncSync(fd);
+        }
+        size = contents.validBytes;
+        allocated = size + contents.spareBytes;
       }
     } catch (e) {
       closeSync(fd);
       throw e;
     }
-    return new JournalWriter(fd, path, size);
+    return { fd, size, allocated };
+  }
+
+  /**
+   * Writes zeros after the file's end, in the background, once the frames come within SPARE_LOW
+   * of it. Frames that would pass `allocated` meanwhile wait (flush); if it fails, frames just
+   * grow the file, as without it.
+   */
+  private extend(): void {
+    if (this.extending !== undefined || this.failure || this.allocated - this.size >= SPARE_LOW) return;
+    const fd = this.fd;
+    const at = this.allocated;
+    zeros ??= Buffer.alloc(SPARE_BYTES);
+    this.extending = fd;
+    const done = (ok: boolean) => {
+      this.extending = undefined;
+      if (this.closeAfterExtending) {
+        this.closeAfterExtending = false;
+        closeQuietly(fd);
+      }
+      if (fd !== this.fd) return this.extend(); // the segment was switched meanwhile: the new one's turn
+      if (ok) this.allocated = at + SPARE_BYTES;
+      if (this.waitingForSpace) {
+        this.waitingForSpace = false;
+        this.flush();
+      }
+    };
+    write(fd, zeros, 0, SPARE_BYTES, at, (err, n) => (err || n !== SPARE_BYTES ? done(false) : fdatasync(fd, (e) => done(!e))));
+  }
+
+  /** Closes an fd, or, if zeros are being written to it, right after that write (its number must not be reused under it). */
+  private release(fd: number): void {
+    if (this.extending === fd) this.closeAfterExtending = true;
+    else closeQuietly(fd);
   }
 
   get bytes(): number {
@@ -204,7 +285,13 @@ export class JournalWriter {
       this.onIdle?.();
       return;
     }
-    const buf = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending);
+    const bytes = this.pending.length === 1 ? this.pending[0]!.length : this.pending.reduce((n, b) => n + b.length, 0);
+    if (this.extending === this.fd && this.size + bytes > this.allocated) {
+      // Zeros are being written where these frames would go: after them (rare: 1 MiB comes well ahead).
+      this.waitingForSpace = true;
+      return;
+    }
+    const buf = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, bytes);
     const waiters = this.waiters;
     this.pending = [];
     this.waiters = [];
@@ -220,16 +307,19 @@ export class JournalWriter {
     // The write lands in the page cache in microseconds; only the fdatasync is worth a
     // thread-pool round trip.
     const started = performance.now();
+    const at = this.size;
     try {
-      writeAllSync(fd, buf);
+      writeAllSync(fd, buf, at);
     } catch (e) {
       return fail(e as Error);
     }
+    if (at + buf.length > this.allocated) this.allocated = at + buf.length;
     fdatasync(fd, (err) => {
       if (err) return fail(err);
       this.onCommit?.((performance.now() - started) / 1000);
-      this.size += buf.length;
+      this.size = at + buf.length;
       for (const w of waiters) w.resolve();
+      this.extend();
       this.flush();
     });
   }
@@ -256,12 +346,14 @@ export class JournalWriter {
     const r = this.rotation!;
     this.rotation = undefined;
     try {
-      const next = JournalWriter.open(r.path);
+      const next = JournalWriter.openFile(r.path);
       const old = this.path;
-      closeSync(this.fd);
+      this.release(this.fd);
       this.fd = next.fd;
-      this.path = next.path;
+      this.path = r.path;
       this.size = next.size;
+      this.allocated = next.allocated;
+      this.extend();
       r.resolve(old);
     } catch (e) {
       r.reject(e as Error);
@@ -269,16 +361,20 @@ export class JournalWriter {
   }
 
   close(): void {
-    try {
-      closeSync(this.fd);
-    } catch {
-      /* already closed */
-    }
+    this.release(this.fd);
   }
 }
 
-function writeAllSync(fd: number, buf: Buffer): void {
-  for (let off = 0; off < buf.length; ) off += writeSync(fd, buf, off, buf.length - off);
+function closeQuietly(fd: number): void {
+  try {
+    closeSync(fd);
+  } catch {
+    /* already closed */
+  }
+}
+
+function writeAllSync(fd: number, buf: Buffer, at: number): void {
+  for (let off = 0; off < buf.length; ) off += writeSync(fd, buf, off, buf.length - off, at + off);
 }
 
 export function removeFile(path: string): void {

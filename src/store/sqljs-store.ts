@@ -54,7 +54,9 @@ type Op =
 
 /** `2027-11-26 19:42:56.495+00:00`, the form the Go server's driver wrote into `expiry`. */
 function sqlTime(d: Date): string {
-  return d.toISOString().replace('T', ' ').replace('Z', '+00:00');
+  const iso = d.toISOString(); // `2027-11-26T19:42:56.495Z`, or `+012027-...` beyond year 9999
+  const t = iso.indexOf('T');
+  return `${iso.slice(0, t)} ${iso.slice(t + 1, -1)}+00:00`;
 }
 
 /** How many devices' key bindings SqlJsStore keeps in memory (a few MB). */
@@ -297,8 +299,8 @@ export class SqlJsStore implements Store {
     return rows;
   }
 
-  /** `issued`: a new certificate's bytes as they are (else decoded from the record's base64). */
-  private apply(op: Op, issued?: { keyId: Uint8Array; der: Uint8Array }): void {
+  /** `issued`: a new certificate as it is (else decoded from the record's base64 and dates). */
+  private apply(op: Op, issued?: IssuedCertificate): void {
     switch (op.op) {
       case 'cert': {
         const keyId = issued?.keyId ?? Buffer.from(op.keyid, 'base64');
@@ -310,7 +312,7 @@ export class SqlJsStore implements Store {
           [op.id, op.name, op.serial, keyId, issued?.der ?? Buffer.from(op.cert, 'base64'), op.na, op.nb, op.na, op.by ?? null, op.at],
         );
         const lowerId = sqliteLower(op.id);
-        if (this.bindings.has(lowerId)) this.bound(lowerId, Buffer.from(keyId.buffer, keyId.byteOffset, keyId.byteLength).toString('hex'), parseSqlTime(op.na)?.getTime() ?? 0);
+        if (this.bindings.has(lowerId)) this.bound(lowerId, Buffer.from(keyId.buffer, keyId.byteOffset, keyId.byteLength).toString('hex'), issued?.notAfter.getTime() ?? parseSqlTime(op.na)?.getTime() ?? 0);
         break;
       }
       case 'revoke':
@@ -345,7 +347,7 @@ export class SqlJsStore implements Store {
   }
 
   /** Applies a change in memory, then makes it durable; resolves once it is on disk. */
-  private commit(op: Op, issued?: { keyId: Uint8Array; der: Uint8Array }): Promise<void> {
+  private commit(op: Op, issued?: IssuedCertificate): Promise<void> {
     if (!this.journal) return Promise.reject(new LitebootError('DB_READONLY', `${this.path} is open read-only`));
     if (this.closed) return Promise.reject(new LitebootError('DB_IO', 'the database is closed'));
     if (this.journal.failed) return Promise.reject(this.journal.failed);

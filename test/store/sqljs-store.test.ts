@@ -212,6 +212,39 @@ describe('the journal', () => {
     }
   });
 
+  test('frames go into zeros written ahead of them; a crash image with that tail replays everything and reports nothing torn', async () => {
+    const path = fresh('spare');
+    const store = await openStore({ path });
+    const seg = listSegments(path)[0]!.path;
+    // The first zeros are written in the background at open.
+    for (const deadline = Date.now() + 30_000; statSync(seg).size <= MAGIC.length; ) {
+      assert.ok(Date.now() < deadline, 'no zeros written ahead of the frames');
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    let serial = 0n;
+    const batch = (k: number) => Promise.all(Array.from({ length: k }, () => store.recordIssued(cert(++serial))));
+    await batch(5);
+    const early = readSegment(seg);
+    assert.equal(early.records.length, 5);
+    assert.equal(early.tornBytes, 0);
+    assert.ok(early.spareBytes > 0 && early.validBytes + early.spareBytes === statSync(seg).size, JSON.stringify({ ...early, records: undefined }));
+    // Past the first 1 MiB of zeros (frames here are ~300 bytes): more are written while frames keep coming.
+    while (readSegment(seg).validBytes < 2.5 * 1024 * 1024) await batch(400);
+    const image = fresh('spare-image');
+    copyFileSync(path, image);
+    copyFileSync(seg, `${image}.lbj.0000000000000001`);
+    const last = readSegment(seg);
+    assert.equal(last.records.length, Number(serial));
+    assert.equal(last.tornBytes, 0);
+    await store.close();
+    const logs: string[] = [];
+    const s = await openStore({ path: image, log: (m) => logs.push(m) });
+    assert.equal((await s.stats()).certificates, Number(serial));
+    for (const i of [1n, 2n, serial / 2n, serial]) assert.ok(await s.findBySerial(i), `serial ${i}`);
+    assert.ok(!logs.some((l) => l.includes('torn')), logs.join('\n'));
+    await s.close();
+  });
+
   test('a corrupt record in the middle ends replay there, and a bad CRC is detected', async () => {
     const path = fresh('crc');
     const store = await openStore({ path });
