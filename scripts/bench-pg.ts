@@ -14,19 +14,15 @@
  *
  * Prints the figures, then one JSON line per case. Not a test: it judges nothing.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
+import type { ChildProcess } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { buildCsr } from '../src/asn1/csr.js';
-import { generateKey } from '../src/asn1/keys.js';
-import { dn } from '../src/asn1/name.js';
 import { CertsDir } from '../src/ca/certs-dir.js';
 import { setupBootstrap, setupCa } from '../src/ca/setup.js';
 import { startPostgres, type PgCluster } from '../test/helpers/pg.js';
-import { cborCsrBody, cpuSeconds, isCrCertificate, load, summarize, type LoadResult } from './lib/load.js';
+import { csrPool, startServer, stopServer } from './lib/bench-server-process.js';
+import { cpuSeconds, isCrCertificate, load, summarize, type LoadResult } from './lib/load.js';
 
 const args = process.argv.slice(2);
 const arg = (name: string, dflt: string) => {
@@ -37,34 +33,6 @@ const SECONDS = Number(arg('--seconds', '10'));
 const CLIENTS = arg('--clients', '8,32').split(',').map(Number);
 const CASES = arg('--cases', 'cadb,pg1,pg2').split(',');
 const URL_GIVEN = args.includes('--url') ? arg('--url', '') : undefined;
-const BIN = fileURLToPath(new URL('../../bin/liteboot.js', import.meta.url));
-
-async function csrPool(n: number): Promise<Buffer[]> {
-  const keys = Array.from({ length: 16 }, () => generateKey());
-  return Promise.all(Array.from({ length: n }, async (_, i) => cborCsrBody(await buildCsr(dn({ O: 'Test Vendor', OU: 'Signing', CN: randomUUID() }), keys[i % keys.length]!))));
-}
-
-async function startServer(dir: string, db: string): Promise<{ child: ChildProcess; port: number }> {
-  const child = spawn(process.execPath, [BIN, 'server', 'start', '--hostname', 'localhost', '--listen', '127.0.0.1', '-p', '0', '-m', '0', '--http-port', '0', '--metrics-listen', '', '--db', db], {
-    cwd: dir,
-    stdio: ['ignore', 'pipe', 'ignore'],
-  });
-  const port = await new Promise<number>((resolve, reject) => {
-    let out = '';
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      const m = /https:\/\/[^:]+:(\d+)\//.exec(out);
-      if (m) resolve(Number(m[1]));
-    });
-    child.once('exit', (c) => reject(new Error(`server exited (${c}): ${out}`)));
-  });
-  return { child, port };
-}
-
-async function stopServer(child: ChildProcess): Promise<void> {
-  child.kill('SIGTERM');
-  await new Promise((r) => child.once('exit', r));
-}
 
 const base = mkdtempSync(join(tmpdir(), 'liteboot-bench-pg-'));
 let cluster: PgCluster | undefined;
@@ -92,7 +60,7 @@ try {
         return d;
       });
       const running: { child: ChildProcess; port: number }[] = [];
-      for (const d of dirs) running.push(await startServer(d, db)); // one after another: the first migrates
+      for (const d of dirs) running.push(await startServer(d, { args: ['--db', db] })); // one after another: the first migrates
       // Other work on the machine moves these figures: the 1-minute load average goes with them.
       const load1 = loadavg()[0]!;
       const s0 = running.map((r) => cpuSeconds(r.child.pid!));

@@ -11,20 +11,16 @@
  *
  * Prints the figures, then one JSON line with all of them. Not a test: it judges nothing.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { buildCsr } from '../src/asn1/csr.js';
-import { generateKey } from '../src/asn1/keys.js';
-import { dn } from '../src/asn1/name.js';
 import { CertsDir } from '../src/ca/certs-dir.js';
 import { setupBootstrap, setupCa } from '../src/ca/setup.js';
 import { openStore } from '../src/store/sqljs-store.js';
-import { cborCsrBody, cpuSeconds, isCrCertificate, load, summarize, type LoadResult } from './lib/load.js';
+import { csrPool, startServer, stopServer } from './lib/bench-server-process.js';
+import { cpuSeconds, isCrCertificate, load, summarize, type LoadResult } from './lib/load.js';
 
 const args = process.argv.slice(2);
 const opt = (name: string, dflt: number) => {
@@ -40,36 +36,6 @@ const STAGES = (args.includes('--stages') ? args[args.indexOf('--stages') + 1]! 
 const PROVIDER_DOWN = args.includes('--provider-down');
 const METRICS = args.includes('--metrics') ? args[args.indexOf('--metrics') + 1]! : 'on';
 if (METRICS !== 'on' && METRICS !== 'off') throw new Error(`--metrics takes on or off, not ${METRICS}`);
-const BIN = fileURLToPath(new URL('../../bin/liteboot.js', import.meta.url));
-
-/** CSRs made before timing starts, so the load generator spends its CPU on requests. */
-async function csrPool(n: number): Promise<Buffer[]> {
-  const keys = Array.from({ length: 16 }, () => generateKey());
-  return Promise.all(Array.from({ length: n }, async (_, i) => cborCsrBody(await buildCsr(dn({ O: 'Test Vendor', OU: 'Signing', CN: randomUUID() }), keys[i % keys.length]!))));
-}
-
-async function startServer(dir: string): Promise<{ child: ChildProcess; port: number }> {
-  const child = spawn(process.execPath, [...(process.env.BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROFILE] : []), BIN, 'server', 'start', '--hostname', 'localhost', '--listen', '127.0.0.1', '-p', '0', '-m', '0', '--http-port', '0', '--metrics-listen', METRICS === 'on' ? '127.0.0.1:0' : ''], {
-    cwd: dir,
-    stdio: ['ignore', 'pipe', 'ignore'],
-    env: { ...process.env, ...(process.env.BENCH_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS } : {}) },
-  });
-  const port = await new Promise<number>((resolve, reject) => {
-    let out = '';
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      const m = /https:\/\/[^:]+:(\d+)\//.exec(out);
-      if (m) resolve(Number(m[1]));
-    });
-    child.once('exit', (c) => reject(new Error(`server exited (${c}): ${out}`)));
-  });
-  return { child, port };
-}
-
-async function stopServer(child: ChildProcess): Promise<void> {
-  child.kill('SIGTERM');
-  await new Promise((r) => child.once('exit', r));
-}
 
 /** POST /api/v1/cr in CBOR from CLIENTS clients for SECONDS, every answer's framing checked. */
 function loadCr(port: number, tls: { ca: Buffer; cert: Buffer; key: Buffer }, pool: Buffer[], keepAlive: boolean): Promise<LoadResult> {
@@ -126,7 +92,11 @@ try {
       console.log(`store prefilled to ${(await store.stats()).certificates} certificates`);
       await store.close();
     }
-    const { child, port } = await startServer(dir);
+    const { child, port } = await startServer(dir, {
+      metricsListen: METRICS === 'on' ? '127.0.0.1:0' : '',
+      nodeArgs: process.env.BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROFILE] : [],
+      env: { ...process.env, ...(process.env.BENCH_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS } : {}) },
+    });
     for (const keepAlive of [true, false].filter((k) => MODES.includes(k ? 'keepalive' : 'newconn'))) {
       const s0 = cpuSeconds(child.pid!);
       const c0 = process.cpuUsage();
