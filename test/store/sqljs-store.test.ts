@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { MAGIC, listSegments, readSegment } from '../../src/store/journal.js';
 import { openStore, type SqlJsStore } from '../../src/store/sqljs-store.js';
-import { storeContract } from './contract.js';
+import { cert as contractCert, storeContract } from './contract.js';
 import type { IssuedCertificate } from '../../src/store/types.js';
 import { FIXTURE, ROOT, run, tempDir } from '../helpers/run.js';
 
@@ -25,18 +25,8 @@ const sqlite = (db: string, sql: string) => {
   return r.stdout.trim();
 };
 
-function cert(serial: bigint, id = `dev-${serial}`): IssuedCertificate {
-  return {
-    deviceId: id,
-    name: 'Signing',
-    serial,
-    keyId: Buffer.alloc(20, 1),
-    der: Buffer.from(`cert-${serial}`),
-    notBefore: new Date('2026-01-01T00:00:00Z'),
-    notAfter: new Date('2027-01-01T00:00:00Z'),
-    issuedBy: 'bootstrap',
-  };
-}
+// The contract's certificate, issued now (the store's clock) rather than at a fixed date.
+const cert = (serial: bigint, id?: string): IssuedCertificate => contractCert(serial, id, { issuedAt: undefined });
 
 describe('migration of the Go database', () => {
   const GO_ROWS = [
