@@ -93,6 +93,8 @@ export class SqlJsStore implements Store {
   private compacting: Promise<void> | undefined;
   private closed = false;
   private snapshotBytes = 0;
+  /** The largest serial in `certs`, once read (kept up to date by apply): a larger one needs no uniqueness lookup. */
+  private serialCeiling: bigint | undefined;
   private txnOpen = false;
   /** Set if a COMMIT failed: memory and journal disagree until a restart (endTransaction). */
   private memoryFailure: LitebootError | undefined;
@@ -315,6 +317,10 @@ export class SqlJsStore implements Store {
            VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?)`,
           [op.id, op.name, op.serial, keyId, issued?.der ?? Buffer.from(op.cert, 'base64'), op.na, op.nb, op.na, op.by ?? null, op.at],
         );
+        if (this.serialCeiling !== undefined) {
+          const serial = issued?.serial ?? BigInt(op.serial);
+          if (serial > this.serialCeiling) this.serialCeiling = serial;
+        }
         const lowerId = sqliteLower(op.id);
         if (this.bindings.has(lowerId)) this.bound(lowerId, Buffer.from(keyId.buffer, keyId.byteOffset, keyId.byteLength).toString('hex'), issued?.notAfter.getTime() ?? parseSqlTime(op.na)?.getTime() ?? 0);
         break;
@@ -373,7 +379,10 @@ export class SqlJsStore implements Store {
   recordIssued(c: IssuedCertificate, binding?: BindingCheck): Promise<void> {
     if (!validSerial(c.serial)) return Promise.reject(new LitebootError('INTERNAL', `serial ${c.serial} is outside 1..2^63-1`));
     // Checked and applied in one synchronous step: nothing else runs on this store in between.
-    if (this.one('SELECT 1 FROM certs WHERE serial = ? LIMIT 1', [c.serial.toString()])) return Promise.reject(new SerialTakenError(c.serial));
+    // Serials come in increasing order from above the table's largest (TimestampSerials): one above
+    // the largest this store has recorded cannot be in it, and needs no lookup.
+    this.serialCeiling ??= this.maxSerialSync();
+    if (c.serial <= this.serialCeiling && this.one('SELECT 1 FROM certs WHERE serial = ? LIMIT 1', [c.serial.toString()])) return Promise.reject(new SerialTakenError(c.serial));
     if (binding) {
       // Only other keys' rows: a re-enrolment with the bound key reads none, however many it has.
       const others = this.boundKeyIdsSync(c.deviceId, binding.at, c.keyId);
@@ -596,6 +605,10 @@ export class SqlJsStore implements Store {
   }
 
   async maxSerial(): Promise<bigint> {
+    return this.maxSerialSync();
+  }
+
+  private maxSerialSync(): bigint {
     const r = this.one('SELECT CAST(max(serial) AS TEXT) FROM certs', []);
     return r && r[0] !== null ? BigInt(String(r[0])) : 0n;
   }

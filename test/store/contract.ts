@@ -183,6 +183,20 @@ export function storeContract(name: string, make: () => Promise<Subject>, option
       assert.deepEqual(await store.stats(), { certificates: 1, devices: 1 });
     });
 
+    it('a taken serial is refused below the largest one too, and after reopening; a free one below it is taken', async (s) => {
+      let store = s.store;
+      await store.recordIssued(cert(500n, 'a'));
+      await store.recordIssued(cert(100n, 'b')); // below the largest, free
+      const taken = (e: unknown) => e instanceof SerialTakenError;
+      await assert.rejects(store.recordIssued(cert(100n, 'c')), taken);
+      await assert.rejects(store.recordIssued(cert(500n, 'c')), taken);
+      store = await s.reopen();
+      for (const serial of [100n, 500n]) await assert.rejects(store.recordIssued(cert(serial, 'd')), taken, `serial ${serial} after reopening`);
+      await store.recordIssued(cert(501n, 'e'));
+      await assert.rejects(store.recordIssued(cert(501n, 'f')), taken);
+      assert.equal((await store.stats()).certificates, 3);
+    });
+
     it('registration states: pending at first issue (or none), set, listed, counted, due', async ({ store }) => {
       await store.recordIssued(cert(1n, 'p', { issuedAt: new Date(1000) }));
       await store.recordIssued(cert(2n, 'n', { issuedAt: new Date(2000), registration: 'none' }));
