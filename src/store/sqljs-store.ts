@@ -277,9 +277,10 @@ export class SqlJsStore implements Store {
   private run(sql: string, params: SqlValue[]): void {
     const s = this.stmt(sql);
     try {
-      s.run(params);
-    } finally {
+      s.run(params); // binds, steps and resets
+    } catch (e) {
       s.reset();
+      throw e;
     }
   }
 
@@ -314,8 +315,8 @@ export class SqlJsStore implements Store {
         this.run('INSERT OR IGNORE INTO devices (id, registered, reg_state, reg_next_at, enrolled_by) VALUES (?, 0, ?, ?, ?)', [op.id, op.reg ?? 'pending', op.at, op.by ?? null]);
         this.run(
           `INSERT INTO certs (id, name, serial, keyid, cert, expiry, valid, not_before, not_after, issued_by, issued_at)
-           VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?)`,
-          [op.id, op.name, op.serial, keyId, issued?.der ?? Buffer.from(op.cert, 'base64'), op.na, op.nb, op.na, op.by ?? null, op.at],
+           VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, ?7, ?6, ?8, ?9)`,
+          [op.id, op.name, op.serial, keyId, issued?.der ?? Buffer.from(op.cert, 'base64'), op.na, op.nb, op.by ?? null, op.at],
         );
         if (this.serialCeiling !== undefined) {
           const serial = issued?.serial ?? BigInt(op.serial);
