@@ -29,7 +29,8 @@ export const MAGIC = Buffer.from('LBJRNL01');
  * device's certificate and registration state, for the server's user only.
  */
 export const DB_FILE_MODE = 0o600;
-const MAX_FRAME = 16 * 1024 * 1024;
+/** The largest record: a frame longer than this reads as torn, so none is ever written (frame() refuses it). */
+export const MAX_FRAME = 16 * 1024 * 1024;
 
 export interface JournalRecord {
   seq: number;
@@ -73,6 +74,7 @@ export interface SegmentContents {
 export function frame(record: JournalRecord): Buffer {
   const json = JSON.stringify(record);
   const len = Buffer.byteLength(json);
+  if (len > MAX_FRAME) throw new LitebootError('DB_IO', `a change of ${len} bytes is larger than the journal takes in one record (${MAX_FRAME})`);
   const out = Buffer.allocUnsafe(8 + len);
   out.write(json, 8);
   out.writeUInt32BE(len, 0);
@@ -107,18 +109,17 @@ export function readSegment(path: string): SegmentContents {
     records.push(rec);
     off += 8 + len;
   }
-  const rest = data.length - off;
-  return allZero(data, off) ? { records, validBytes: off, tornBytes: 0, spareBytes: rest } : { records, validBytes: off, tornBytes: rest, spareBytes: 0 };
-}
-
-function allZero(data: Buffer, from: number): boolean {
-  for (let i = from; i < data.length; i++) if (data[i] !== 0) return false;
-  return true;
+  // Torn up to the last byte that is not zero; zeros after it are the writer's, written ahead.
+  let end = data.length;
+  while (end > off && data[end - 1] === 0) end--;
+  return { records, validBytes: off, tornBytes: end - off, spareBytes: data.length - end };
 }
 
 /** Zeros the writer puts ahead of its frames at a time, and how close it lets its frames come to their end. */
 const SPARE_BYTES = 1024 * 1024;
 const SPARE_LOW = 256 * 1024;
+/** Zeros start at least this far past the frames, which go on below them while they are written. */
+const SPARE_GAP = 64 * 1024;
 let zeros: Buffer | undefined;
 
 /** Cuts a torn tail off a segment so new frames follow the last whole one. */
@@ -154,10 +155,15 @@ export class JournalWriter {
   private size: number;
   /** The file's length: from `size` to here, zeros written ahead (see the top of this file). */
   private allocated: number;
-  /** The fd a write of zeros is in flight on, if any: frames past `allocated` wait for it, and it is closed after it. */
-  private extending: number | undefined;
-  private closeAfterExtending = false;
+  /** A write of zeros in flight: on which fd, from where (frames that would pass that point wait). */
+  private extending: { fd: number; from: number } | undefined;
+  /** A write of zeros failed on this segment: frames grow the file, as without them. */
+  private noSpare = false;
   private waitingForSpace = false;
+  /** Writes and fdatasyncs in flight by fd: an fd is closed only once none is (its number must not be reused under them). */
+  private readonly inflight = new Map<number, number>();
+  private readonly closeWhenIdle = new Set<number>();
+  private closed = false;
   private pending: Buffer[] = [];
   private waiters: Waiter[] = [];
   private flushing = false;
@@ -218,36 +224,62 @@ export class JournalWriter {
   }
 
   /**
-   * Writes zeros after the file's end, in the background, once the frames come within SPARE_LOW
-   * of it. Frames that would pass `allocated` meanwhile wait (flush); if it fails, frames just
-   * grow the file, as without it.
+   * Writes zeros ahead of the frames, in the background, once they come within SPARE_LOW of the
+   * file's end: from SPARE_GAP past the frames at least, so that frames go on below meanwhile;
+   * a frame that would pass that point waits for them (flush). If the write fails, frames grow
+   * the file as without it; if its fdatasync fails, the journal fails: that error may have been
+   * a frame's, which the frame's own fdatasync on the same fd would then not report.
    */
   private extend(): void {
-    if (this.extending !== undefined || this.failure || this.allocated - this.size >= SPARE_LOW) return;
+    if (this.closed || this.failure || this.noSpare || this.extending || this.allocated - this.size >= SPARE_LOW) return;
     const fd = this.fd;
-    const at = this.allocated;
+    const at = Math.max(this.allocated, this.size + SPARE_GAP);
     zeros ??= Buffer.alloc(SPARE_BYTES);
-    this.extending = fd;
-    const done = (ok: boolean) => {
+    this.extending = { fd, from: at };
+    this.hold(fd);
+    const done = (writeErr: Error | undefined, syncErr: Error | undefined) => {
       this.extending = undefined;
-      if (this.closeAfterExtending) {
-        this.closeAfterExtending = false;
-        closeQuietly(fd);
-      }
+      this.unhold(fd);
+      if (this.closed || this.failure) return;
       if (fd !== this.fd) return this.extend(); // the segment was switched meanwhile: the new one's turn
-      if (ok) this.allocated = at + SPARE_BYTES;
+      if (syncErr) return this.fail(syncErr, []);
+      if (writeErr) this.noSpare = true;
+      else this.allocated = Math.max(this.allocated, at + SPARE_BYTES);
       if (this.waitingForSpace) {
         this.waitingForSpace = false;
         this.flush();
       }
     };
-    write(fd, zeros, 0, SPARE_BYTES, at, (err, n) => (err || n !== SPARE_BYTES ? done(false) : fdatasync(fd, (e) => done(!e))));
+    write(fd, zeros, 0, SPARE_BYTES, at, (err, n) =>
+      err || n !== SPARE_BYTES ? done(err ?? new Error(`short write (${n} bytes)`), undefined) : fdatasync(fd, (e) => done(undefined, e ?? undefined)),
+    );
   }
 
-  /** Closes an fd, or, if zeros are being written to it, right after that write (its number must not be reused under it). */
+  private hold(fd: number): void {
+    this.inflight.set(fd, (this.inflight.get(fd) ?? 0) + 1);
+  }
+
+  private unhold(fd: number): void {
+    const n = (this.inflight.get(fd) ?? 1) - 1;
+    if (n > 0) return void this.inflight.set(fd, n);
+    this.inflight.delete(fd);
+    if (this.closeWhenIdle.delete(fd)) closeQuietly(fd);
+  }
+
+  /** Closes an fd now, or once nothing is in flight on it. */
   private release(fd: number): void {
-    if (this.extending === fd) this.closeAfterExtending = true;
+    if (this.inflight.has(fd)) this.closeWhenIdle.add(fd);
     else closeQuietly(fd);
+  }
+
+  /** The journal is unusable from now on (read-only until restart): every waiting and later append is refused. */
+  private fail(e: Error, waiters: Waiter[]): void {
+    this.failure ??= new LitebootError('DB_IO', `cannot write the journal ${this.path}: ${e.message}; the database is now read-only until restart`, { cause: e });
+    for (const w of [...waiters, ...this.waiters]) w.reject(this.failure);
+    this.waiters = [];
+    this.pending = [];
+    this.flushing = false;
+    for (const f of this.idle.splice(0)) f();
   }
 
   get bytes(): number {
@@ -264,8 +296,19 @@ export class JournalWriter {
 
   /** Queues a record; resolves when it is on disk. */
   append(record: JournalRecord): Promise<void> {
+    let framed: Buffer;
+    try {
+      framed = frame(record);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return this.appendFrame(framed);
+  }
+
+  /** Queues a record framed already (frame()); resolves when it is on disk. */
+  appendFrame(framed: Buffer): Promise<void> {
     if (this.failure) return Promise.reject(this.failure);
-    this.pending.push(frame(record));
+    this.pending.push(framed);
     const done = new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject }));
     if (!this.flushing) {
       this.flushing = true;
@@ -276,6 +319,12 @@ export class JournalWriter {
   }
 
   private flush(): void {
+    if (this.closed || this.failure) {
+      if (this.pending.length > 0 || this.waiters.length > 0) this.fail(this.failure ?? new Error('the journal is closed'), []);
+      this.flushing = false;
+      for (const f of this.idle.splice(0)) f();
+      return;
+    }
     if (this.rotation) this.switchSegment();
     if (this.pending.length === 0) {
       this.flushing = false;
@@ -286,8 +335,8 @@ export class JournalWriter {
       return;
     }
     const bytes = this.pending.length === 1 ? this.pending[0]!.length : this.pending.reduce((n, b) => n + b.length, 0);
-    if (this.extending === this.fd && this.size + bytes > this.allocated) {
-      // Zeros are being written where these frames would go: after them (rare: 1 MiB comes well ahead).
+    if (this.extending?.fd === this.fd && this.size + bytes > this.extending.from) {
+      // Zeros are being written where these frames would go: after them (rare: they start well ahead).
       this.waitingForSpace = true;
       return;
     }
@@ -296,14 +345,6 @@ export class JournalWriter {
     this.pending = [];
     this.waiters = [];
     const fd = this.fd;
-    const fail = (e: Error) => {
-      this.failure = new LitebootError('DB_IO', `cannot write the journal ${this.path}: ${e.message}; the database is now read-only until restart`, { cause: e });
-      for (const w of [...waiters, ...this.waiters]) w.reject(this.failure);
-      this.waiters = [];
-      this.pending = [];
-      this.flushing = false;
-      for (const f of this.idle.splice(0)) f();
-    };
     // The write lands in the page cache in microseconds; only the fdatasync is worth a
     // thread-pool round trip.
     const started = performance.now();
@@ -311,11 +352,14 @@ export class JournalWriter {
     try {
       writeAllSync(fd, buf, at);
     } catch (e) {
-      return fail(e as Error);
+      return this.fail(e as Error, waiters);
     }
     if (at + buf.length > this.allocated) this.allocated = at + buf.length;
+    this.hold(fd);
     fdatasync(fd, (err) => {
-      if (err) return fail(err);
+      this.unhold(fd);
+      // Failed meanwhile (a write of zeros' fdatasync on this fd may have taken this one's error): not acknowledged.
+      if (err || this.failure) return this.fail(err ?? this.failure!, waiters);
       this.onCommit?.((performance.now() - started) / 1000);
       this.size = at + buf.length;
       for (const w of waiters) w.resolve();
@@ -335,6 +379,10 @@ export class JournalWriter {
    * yet written go to the new segment. Returns the old segment's path.
    */
   rotate(newPath: string): Promise<string> {
+    // Nothing was recorded since this segment was opened (its name is the next sequence number):
+    // it stays; reopening it would write over its own zeros in flight.
+    if (newPath === this.path) return Promise.resolve(this.path);
+    if (this.rotation) return Promise.reject(new LitebootError('INTERNAL', 'a journal rotation is already pending'));
     return new Promise((resolve, reject) => {
       this.rotation = { path: newPath, resolve, reject };
       // Between writes the flush loop switches; with no write in flight, switch now.
@@ -353,6 +401,8 @@ export class JournalWriter {
       this.path = r.path;
       this.size = next.size;
       this.allocated = next.allocated;
+      this.noSpare = false;
+      this.waitingForSpace = false;
       this.extend();
       r.resolve(old);
     } catch (e) {
@@ -360,7 +410,10 @@ export class JournalWriter {
     }
   }
 
+  /** Closes the segment (once what is in flight on it is done); no frame is written after. */
   close(): void {
+    if (this.closed) return;
+    this.closed = true;
     this.release(this.fd);
   }
 }

@@ -5,7 +5,7 @@ import { dirname } from 'node:path';
 import initSqlJs, { type Database, type SqlJsStatic, type SqlValue, type Statement } from 'sql.js';
 import { writeFileAtomic } from '../atomic-file.js';
 import { LitebootError } from '../errors.js';
-import { DB_FILE_MODE, fsyncDir, JournalWriter, listSegments, readSegment, removeFile, segmentPath, truncateSegment, type JournalRecord } from './journal.js';
+import { DB_FILE_MODE, frame, fsyncDir, JournalWriter, listSegments, readSegment, removeFile, segmentPath, truncateSegment, type JournalRecord } from './journal.js';
 import { WriterLock } from './lock.js';
 import { createBaseSchema, GO_SCHEMA_VERSION, pendingMigrations, runMigrations, schemaVersion } from './schema.js';
 import { SerialTakenError, type BindingCheck, type CertificateRecord, type Credential, type CredentialKind, type CredentialRecord, type DeviceSummary, type FleetCounts, type IssuedCertificate, type Registration, type RegistrationStatus, type Revocation, type RevocationPage, type Store } from './types.js';
@@ -61,6 +61,18 @@ function sqlTime(d: Date): string {
 
 /** How many devices' key bindings SqlJsStore keeps in memory (a few MB). */
 const BINDINGS_CACHED = 65_536;
+
+/**
+ * A long list of device ids (`device allow --file` with a factory's whole batch) in journal
+ * records of at most this many: a record has a size limit (journal.ts), and they share one
+ * group commit anyway.
+ */
+const IDS_PER_RECORD = 10_000;
+function chunks(ids: string[]): string[][] {
+  const out: string[][] = [];
+  for (let i = 0; i < ids.length; i += IDS_PER_RECORD) out.push(ids.slice(i, i + IDS_PER_RECORD));
+  return out;
+}
 
 /** SQLite's lower(): ASCII letters only, so that a cached key matches what `lower(id) = ?` finds. */
 function sqliteLower(s: string): string {
@@ -371,10 +383,17 @@ export class SqlJsStore implements Store {
       this.txnOpen = true;
       setTimeout(() => this.endTransaction(), TXN_MS).unref();
     }
-    this.apply(op, issued); // throws (and journals nothing) if the change violates a constraint
     const rec = op as unknown as JournalRecord;
-    rec.seq = ++this.seq;
-    return this.journal.append(rec);
+    rec.seq = this.seq + 1;
+    let framed: Buffer;
+    try {
+      framed = frame(rec); // refuses a record too large to read back, before anything changes
+      this.apply(op, issued); // throws (and journals nothing) if the change violates a constraint
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    this.seq = rec.seq;
+    return this.journal.appendFrame(framed);
   }
 
   recordIssued(c: IssuedCertificate, binding?: BindingCheck): Promise<void> {
@@ -583,13 +602,13 @@ export class SqlJsStore implements Store {
 
   async allowDevices(ids: readonly string[], by: string, at: Date): Promise<number> {
     const fresh = [...new Set(ids.map((i) => i.toLowerCase()))].filter((id) => !this.one('SELECT 1 FROM allowed_devices WHERE id = ?', [id]));
-    if (fresh.length > 0) await this.commit({ op: 'allow', ids: fresh, by, at: at.getTime() });
+    await Promise.all(chunks(fresh).map((part) => this.commit({ op: 'allow', ids: part, by, at: at.getTime() })));
     return fresh.length;
   }
 
   async disallowDevices(ids: readonly string[]): Promise<number> {
     const present = [...new Set(ids.map((i) => i.toLowerCase()))].filter((id) => this.one('SELECT 1 FROM allowed_devices WHERE id = ?', [id]));
-    if (present.length > 0) await this.commit({ op: 'disallow', ids: present });
+    await Promise.all(chunks(present).map((part) => this.commit({ op: 'disallow', ids: part })));
     return present.length;
   }
 
@@ -719,7 +738,7 @@ export class SqlJsStore implements Store {
     this.endTransaction();
     this.run('INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)', [JOURNAL_SEQ_KEY, String(this.seq)]);
     const bytes = this.db.export();
-    SqlJsStore.tune(this.db); // export() reopens the database and resets pragmas
+    SqlJsStore.tune(this.db); // older sql.js releases reopen the database in export(), resetting pragmas
     this.snapshotBytes = bytes.length;
     return bytes;
   }
@@ -755,8 +774,10 @@ export class SqlJsStore implements Store {
     }
     await renameAsync(tmp, this.path);
     fsyncDir(dirname(this.path));
+    // Never the segment being written: rotate() keeps it when nothing was recorded since it opened.
+    const live = journal.segmentPath;
     for (const s of listSegments(this.path)) {
-      if (s.path <= old) removeFile(s.path);
+      if (s.path <= old && s.path !== live) removeFile(s.path);
     }
   }
 
@@ -774,7 +795,7 @@ export class SqlJsStore implements Store {
   backupTo(path: string): { bytes: number; certificates: number } {
     this.endTransaction();
     const bytes = this.db.export();
-    SqlJsStore.tune(this.db); // export() reopens the database and resets pragmas
+    SqlJsStore.tune(this.db); // older sql.js releases reopen the database in export(), resetting pragmas
     writeFileAtomic(path, bytes, DB_FILE_MODE, true);
     const c = this.one('SELECT count(*) FROM certs', []);
     return { bytes: bytes.length, certificates: Number(c?.[0] ?? 0) };

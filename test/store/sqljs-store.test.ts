@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { MAGIC, listSegments, readSegment } from '../../src/store/journal.js';
+import { MAGIC, MAX_FRAME, listSegments, readSegment } from '../../src/store/journal.js';
 import { openStore, type SqlJsStore } from '../../src/store/sqljs-store.js';
 import { cert as contractCert, storeContract } from './contract.js';
 import type { IssuedCertificate } from '../../src/store/types.js';
@@ -158,6 +158,28 @@ async function reopenAfterCrash(store: Awaited<ReturnType<typeof openStore>>, pa
 }
 
 describe('the journal', () => {
+  test('a long allowlist goes into several records of a bounded size, and all of it survives a crash; no record is too large to read back', async () => {
+    const path = fresh('allow-long');
+    const store = await openStore({ path });
+    const ids = Array.from({ length: 25_000 }, (_, i) => `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`);
+    assert.equal(await store.allowDevices(ids, 'cli', new Date()), ids.length);
+    const seg = listSegments(path)[0]!.path;
+    const { records } = readSegment(seg);
+    assert.deepEqual(records.map((r) => (r.ids as string[]).length), [10_000, 10_000, 5_000]);
+    assert.equal(await store.disallowDevices(ids.slice(0, 12_000)), 12_000);
+    const s = await reopenAfterCrash(store, path);
+    assert.equal((await s.allowedDevices()).length, 13_000);
+    assert.ok(await s.isAllowed(ids[24_999]!));
+    assert.ok(!(await s.isAllowed(ids[0]!)));
+    await s.close();
+    // A record that could not be read back is refused before anything changes.
+    const w = fresh('too-large');
+    const s2 = await openStore({ path: w });
+    await assert.rejects(s2.setSetting('big', 'x'.repeat(MAX_FRAME + 1)), /larger than the journal takes/);
+    assert.equal(await s2.getSetting('big'), undefined);
+    await s2.close();
+  });
+
   test('replay after a kill at every record boundary and in the middle of every record', async () => {
     const path = fresh('journal');
     const store = await openStore({ path });
