@@ -4,6 +4,7 @@ import { closeSync, fdatasync, fdatasyncSync, fstatSync, ftruncateSync, openSync
 import { basename, dirname, join } from 'node:path';
 import { LitebootError } from '../errors.js';
 import { fsyncDir } from '../store/journal.js';
+import { WriterLock } from '../store/lock.js';
 
 /**
  * The audit trail: one JSON line per event an operator may have to answer for (who issued this
@@ -99,6 +100,9 @@ export class AuditLog implements AuditSink {
   /** The time of the last line when the log was opened (undefined for an empty log). */
   lastTime: Date | undefined;
 
+  /** `<path>.lock`: this process writes the log (see open). */
+  private lock: WriterLock | undefined;
+
   private constructor(
     private readonly path: string,
     fd: number,
@@ -120,6 +124,29 @@ export class AuditLog implements AuditSink {
    * answered (the machine stopped before its sync), recoverAudit writes it again.
    */
   static open(path: string, o: { rotateBytes?: number; clock?: () => Date; log?: (m: string) => void } = {}): AuditLog {
+    // One writer a log: two servers appending to one file would fork its hash chain (two
+    // servers on one database, started from one directory, would otherwise share audit.jsonl).
+    let lock: WriterLock;
+    try {
+      lock = WriterLock.acquire(path);
+    } catch (e) {
+      if (e instanceof LitebootError && e.code === 'DB_LOCKED') {
+        const pid = /process (\d+)/.exec(e.message)?.[1];
+        throw new LitebootError('DB_LOCKED', `the audit log ${path} is being written by another liteboot server${pid ? ` (process ${pid})` : ''}: each server needs its own; set audit_log = "PATH" in [server], or start each server from its own directory`, { cause: e });
+      }
+      throw e;
+    }
+    try {
+      const log = AuditLog.openLocked(path, o);
+      log.lock = lock;
+      return log;
+    } catch (e) {
+      lock.release();
+      throw e;
+    }
+  }
+
+  private static openLocked(path: string, o: { rotateBytes?: number; clock?: () => Date; log?: (m: string) => void }): AuditLog {
     let fd: number;
     try {
       fd = openSync(path, 'a+', 0o600);
@@ -300,6 +327,8 @@ export class AuditLog implements AuditSink {
     } finally {
       clearTimeout(this.syncTimer);
       closeSync(this.fd);
+      this.lock?.release();
+      this.lock = undefined;
     }
   }
 }

@@ -212,6 +212,21 @@ describe('audit verify finds tampering', () => {
     assert.deepEqual(v.bad, { file: copy, line: 3, why: 'it does not follow the line before it: lines were removed, reordered or replaced' });
   });
 
+  it('one writer a log: a second open of a log in use is refused with what to do, and works once the first is closed', async () => {
+    const path = join(t.dir, 'one-writer.jsonl');
+    const first = AuditLog.open(path);
+    await first.append({ event: 'revoke', serial: '1', by: 'operator:alice', reason: 1 });
+    assert.throws(
+      () => AuditLog.open(path),
+      (e: unknown) => (e as { code?: string }).code === 'DB_LOCKED' && /the audit log .*one-writer\.jsonl is being written by another liteboot server \(process \d+\): each server needs its own; set audit_log/.test((e as Error).message),
+    );
+    await first.close();
+    const second = AuditLog.open(path);
+    await second.append({ event: 'revoke', serial: '2', by: 'operator:alice', reason: 1 });
+    await second.close();
+    assert.equal(verifyAudit(path).lines, 2);
+  });
+
   it('rotation keeps the chain across files; a lost rotated file is found', async () => {
     const path = join(t.dir, 'rot', 'audit.jsonl');
     const { mkdirSync, rmSync } = await import('node:fs');

@@ -29,6 +29,21 @@ describe('CLI commands on a PostgreSQL database', { skip }, () => {
     await pg?.stop();
   });
 
+  test('a second server started from the same directory on the same database is refused: it would share the first one\'s audit log', async () => {
+    const url = await pg.createDatabase();
+    const s = await startServer({ args: ['--db', url] });
+    try {
+      const r = liteboot(['server', 'start', '--hostname', 'localhost', '--listen', '127.0.0.1', '-p', '0', '-m', '0', '--http-port', '0', '--metrics-listen', '', '--db', url], { cwd: s.dir });
+      assert.notEqual(r.code, 0, r.stdout);
+      assert.match(r.stderr, /the audit log .*audit\.jsonl is being written by another liteboot server \(process \d+\): each server needs its own; set audit_log = "PATH" in \[server\]/);
+      assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+      // The first goes on serving.
+      assert.equal((await enrolStatus(s, randomUUID())).status, 200);
+    } finally {
+      await s.stop();
+    }
+  });
+
   test('device allow --db URL and $LITEBOOT_DB: a server on that database enrols the allowed devices and refuses another; liteboot crl --db URL', async () => {
     const url = await pg.createDatabase();
     const [early, beside, stranger] = [randomUUID(), randomUUID(), randomUUID()];
