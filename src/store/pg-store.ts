@@ -32,6 +32,12 @@ export interface PgStoreOptions {
   statementTimeoutMs?: number;
   /** Bound on getting a connection, from the pool or a new one (default 3000 ms). */
   connectTimeoutMs?: number;
+  /**
+   * How often the LISTEN connection is asked for a sign of life (default 30 s); no answer within
+   * a third of that, and it is replaced. A connection that went silent (a half-open TCP
+   * connection after a failover or a network partition) brings no error and no notification.
+   */
+  listenCheckMs?: number;
 }
 
 /** Serials are positive and below 2^63 (int8), as in CADB.db. */
@@ -239,6 +245,9 @@ export class PgStore implements Store {
   private listening: Promise<void> | undefined;
   private relisten: NodeJS.Timeout | undefined;
   private relistenDelay = 100;
+  /** The LISTEN connection a check is running on (one at a time), and the interval of checks. */
+  private checking: pg.Client | undefined;
+  private listenCheck: NodeJS.Timeout | undefined;
   /** Resolved while the LISTEN connection is up; replaced when it is lost. */
   private up = deferred();
 
@@ -249,6 +258,7 @@ export class PgStore implements Store {
     private readonly readOnly: boolean,
     private readonly log: (m: string) => void,
     private readonly onCommit: ((seconds: number) => void) | undefined,
+    private readonly listenCheckMs: number,
   ) {}
 
   static async open(o: PgStoreOptions): Promise<PgStore> {
@@ -262,7 +272,7 @@ export class PgStore implements Store {
       if (Date.now() - lastPoolError > 5000) log(`lost a connection to PostgreSQL at ${where} (${reasonOf(e)}); reconnecting on demand`);
       lastPoolError = Date.now();
     });
-    const store = new PgStore(pool, config, where, o.readOnly ?? false, log, o.onCommit);
+    const store = new PgStore(pool, config, where, o.readOnly ?? false, log, o.onCommit, o.listenCheckMs ?? 30_000);
     try {
       if (o.readOnly) await checkPgSchema(pool);
       else await migrate(config, log, { where });
@@ -408,9 +418,10 @@ export class PgStore implements Store {
   /** LISTEN on a dedicated connection; when it is lost, connect again (with backoff) and wake the watchers: something may have been missed. */
   private listen(): void {
     if (this.closed) return;
-    const client = new pg.Client({ ...this.config, statement_timeout: undefined, query_timeout: undefined });
+    const client = new pg.Client({ ...this.config, statement_timeout: undefined, query_timeout: undefined, keepAlive: true });
     const lost = (e?: Error) => {
       if (this.listener !== client) return;
+      clearInterval(this.listenCheck);
       this.listener = undefined;
       this.up = deferred();
       client.removeAllListeners('notification');
@@ -430,6 +441,9 @@ export class PgStore implements Store {
         if (this.listener !== client) return;
         if (this.relistenDelay > 100) this.notify(); // reconnected: catch up on what passed meanwhile
         this.relistenDelay = 100;
+        clearInterval(this.listenCheck);
+        this.listenCheck = setInterval(() => this.checkListener(client, lost), this.listenCheckMs);
+        this.listenCheck.unref();
         this.up.resolve();
       } catch (e) {
         if (this.listener === client) lost(e as Error);
@@ -437,6 +451,28 @@ export class PgStore implements Store {
         this.listening = undefined;
       }
     })();
+  }
+
+  /** One sign of life from the LISTEN connection: an answer to SELECT 1 within a third of the check interval, else `lost`. */
+  private checkListener(client: pg.Client, lost: (e?: Error) => void): void {
+    if (this.listener !== client || this.checking === client) return;
+    this.checking = client;
+    const limit = Math.max(1000, Math.floor(this.listenCheckMs / 3));
+    const timer = setTimeout(() => {
+      // No error will come from a silent connection: drop its socket, or end() would wait on it.
+      (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
+      lost(new Error(`no answer to a check within ${limit} ms`));
+    }, limit);
+    timer.unref();
+    client.query('SELECT 1').then(
+      () => clearTimeout(timer),
+      (e: Error) => {
+        clearTimeout(timer);
+        lost(e);
+      },
+    ).finally(() => {
+      if (this.checking === client) this.checking = undefined;
+    });
   }
 
   private scheduleListen(): void {
@@ -601,6 +637,7 @@ export class PgStore implements Store {
     if (this.closed) return;
     this.closed = true;
     if (this.relisten) clearTimeout(this.relisten);
+    clearInterval(this.listenCheck);
     this.watchers.clear();
     this.up.resolve(); // nobody waits for a LISTEN that will not come
     await this.listening;

@@ -228,6 +228,33 @@ describe('PgStore on a real PostgreSQL', { skip }, () => {
     await b.close();
   });
 
+  test('a LISTEN connection gone silent (its backend stopped, the TCP connection still open) is found out and replaced: revocations wake the watcher again', async () => {
+    const url = await c.createDatabase();
+    const a = await openPg(url);
+    let noticed: (m: string) => void = () => {};
+    const lostLine = new Promise<string>((r) => (noticed = r));
+    const b = await PgStore.open({ url, listenCheckMs: 1500, log: (m) => /lost the PostgreSQL LISTEN connection/.test(m) && noticed(m) });
+    await a.recordIssued(cert(1n));
+    let woke: () => void = () => {};
+    b.watch(() => woke());
+    await b.watching();
+    const pid = Number(psql(url, "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN%'"));
+    assert.ok(pid > 0, 'the LISTEN backend');
+    process.kill(pid, 'SIGSTOP'); // no error, no FIN: the connection just stops answering
+    try {
+      assert.match(await lostLine, /\(no answer to a check within 1000 ms\); reconnecting/);
+      await b.watching();
+      const fired = new Promise<void>((r) => (woke = r));
+      await a.revoke(1n, 1, new Date());
+      await fired;
+      assert.deepEqual((await b.revocationsSince(0n)).items.map((r) => r.serial), [1n]);
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
+    await a.close();
+    await b.close();
+  });
+
   test('int8 is never parsed by node-postgres into a number, whatever its global parsers say', async () => {
     const url = await c.createDatabase();
     pg.types.setTypeParser(20, (v: string) => Number(v)); // another module's global change
