@@ -240,7 +240,14 @@ export class JournalWriter {
     const done = (writeErr: Error | undefined, syncErr: Error | undefined) => {
       this.extending = undefined;
       this.unhold(fd);
-      if (this.closed || this.failure) return;
+      if (this.closed || this.failure) {
+        // Frames waiting for these zeros are refused now (flush), not left waiting.
+        if (this.waitingForSpace) {
+          this.waitingForSpace = false;
+          this.flush();
+        }
+        return;
+      }
       if (fd !== this.fd) return this.extend(); // the segment was switched meanwhile: the new one's turn
       if (syncErr) return this.fail(syncErr, []);
       if (writeErr) this.noSpare = true;
