@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { tempDir } from '../helpers/run.js';
 import type { IssuedCertificate } from '../../src/store/types.js';
+import { cert as contractCert } from './contract.js'; // loads no node:fs user: the wrapping below still applies
 
 const SPARE = 1024 * 1024;
 const fault = { delayMs: 0, writeError: undefined as string | undefined, syncError: undefined as string | undefined };
@@ -60,16 +61,8 @@ const zerosDone = async () => {
     await new Promise((r) => setTimeout(r, 5));
   }
 };
-const cert = (serial: bigint): IssuedCertificate => ({
-  deviceId: `dev-${serial}`,
-  name: 'Signing',
-  serial,
-  keyId: Buffer.alloc(20, 1),
-  der: Buffer.from(`cert-${serial}`),
-  notBefore: new Date('2026-01-01T00:00:00Z'),
-  notAfter: new Date('2027-01-01T00:00:00Z'),
-  issuedBy: 'bootstrap',
-});
+// The contract's certificate, issued now (the store's clock).
+const cert = (serial: bigint): IssuedCertificate => contractCert(serial, undefined, { issuedAt: undefined });
 
 /** The files as a kill -9 leaves them, opened as a new store: how many certificates it holds. */
 async function afterCrash(dir: string): Promise<number> {
