@@ -36,6 +36,26 @@ export function dbBesideCerts(certsFlag: string, cwd = process.cwd()): string {
   return join(dirname(resolve(cwd, certsFlag)), DB_FILE);
 }
 
+/**
+ * Where the server writes its audit log, in the server's order (config.ts): `[server] audit_log`
+ * of the configuration file (relative to the current directory, as the server reads it), else
+ * `audit.jsonl` beside the database, or beside the certs directory for a PostgreSQL store (each
+ * server keeps its own). `off` when the configuration turns it off (`audit_log = ""`).
+ */
+export function resolveAuditLocation(
+  certsFlag: string,
+  dbFlag: string | undefined,
+  from: { env?: NodeJS.ProcessEnv; configPath?: string; cwd?: string; home?: string } = {},
+): { path: string; off: false } | { off: true; configPath: string } {
+  const cwd = from.cwd ?? process.cwd();
+  const file = findConfigFile(from.configPath, cwd, from.home ?? homedir());
+  const configured = file.exists ? configuredValue(file.path, 'audit_log') : undefined;
+  if (configured === '') return { off: true, configPath: file.path };
+  if (configured !== undefined) return { path: resolve(cwd, configured), off: false };
+  const db = resolveDbLocation(certsFlag, dbFlag, from);
+  return { path: join(POSTGRES_URL.test(db) ? dirname(resolve(cwd, certsFlag)) : dirname(db), 'audit.jsonl'), off: false };
+}
+
 export function isPostgresUrl(db: string): boolean {
   return POSTGRES_URL.test(db);
 }
@@ -58,10 +78,15 @@ export function configuredHostname(path: string): string | undefined {
 }
 
 function configuredString(path: string, key: string): string | undefined {
+  return configuredValue(path, key) || undefined;
+}
+
+/** A string key of `[server]`, empty strings included; undefined if absent (a broken file is for the server to report). */
+function configuredValue(path: string, key: string): string | undefined {
   try {
     const doc = parseToml(readFileSync(path, 'utf8')) as { server?: Record<string, unknown> };
     const v = doc.server?.[key];
-    return typeof v === 'string' && v !== '' ? v : undefined;
+    return typeof v === 'string' ? v : undefined;
   } catch {
     return undefined;
   }

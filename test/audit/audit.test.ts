@@ -59,6 +59,38 @@ describe('the audit log of a running server', () => {
     }
   });
 
+  it('audit verify and show read the log the server writes: [server] audit_log, else beside the database; the one the server was told to use', async () => {
+    const s = await startServer({ toml: 'audit_log = "trail.jsonl"' });
+    after(() => s.cleanup());
+    try {
+      const a = enrol(s, 'BOOTSTRAP', (await newDevice(s.dir)).csr);
+      assert.equal(a.status, 200);
+      const v = liteboot(['audit', 'verify', '--json'], { cwd: s.dir });
+      assert.equal(v.code, 0, v.stderr);
+      const verdict = JSON.parse(v.stdout) as { ok: boolean; files: string[]; lines: number };
+      assert.deepEqual(verdict.files, [join(s.dir, 'trail.jsonl')]);
+      assert.ok(verdict.ok && verdict.lines >= 1);
+      const show = liteboot(['audit', 'show', '--serial', String(a.serial), '--json'], { cwd: s.dir });
+      assert.equal(show.code, 0, show.stderr);
+      assert.equal((JSON.parse(show.stdout) as { event: string }).event, 'issue');
+    } finally {
+      await s.stop();
+    }
+    // Beside a database named by --db, where no audit_log is configured; a missing log is said so.
+    writeFileSync(join(s.dir, '.liteboot.toml'), '[server]\nhubname = "test-hub"\n');
+    copyFileSync(join(s.dir, 'trail.jsonl'), join(s.dir, 'certs', 'audit.jsonl'));
+    const beside = liteboot(['audit', 'verify', '--db', join(s.dir, 'certs', 'CADB.db')], { cwd: s.dir });
+    assert.equal(beside.code, 0, beside.stderr);
+    const missing = liteboot(['audit', 'show', '--serial', '1'], { cwd: s.dir });
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /no audit log at .*audit\.jsonl: run liteboot where the server keeps it, or pass --file FILE/);
+    // Turned off in the configuration: said so, not a missing file.
+    writeFileSync(join(s.dir, '.liteboot.toml'), '[server]\naudit_log = ""\n');
+    const off = liteboot(['audit', 'verify'], { cwd: s.dir });
+    assert.notEqual(off.code, 0);
+    assert.match(off.stderr, /the audit log is turned off in .*\.liteboot\.toml \(audit_log = ""\)/);
+  });
+
   it('after a kill -9 under load and a restart, every certificate a client received has its issue line and the chain holds', async () => {
     const s = await startServer();
     try {

@@ -1,9 +1,11 @@
+import { existsSync } from 'node:fs';
 import { Option } from 'clipanion';
 import { readAudit } from '../../audit/audit-log.js';
 import { canonicalUuid } from '../../ca/uuid.js';
+import { LitebootError } from '../../errors.js';
 import { BaseCommand, usage } from '../base.js';
 import { serialArg } from '../client-base.js';
-import { defaultAuditPath } from './verify.js';
+import { auditPath } from './verify.js';
 
 export class AuditShowCommand extends BaseCommand {
   static override paths = [['audit', 'show']];
@@ -18,8 +20,9 @@ export class AuditShowCommand extends BaseCommand {
     ],
   });
 
-  file = Option.String('--file', { description: 'The audit log (default: audit.jsonl beside --db)' });
-  db = Option.String('--db', 'CADB.db', { description: 'The database whose audit log to read' });
+  file = Option.String('--file', { description: 'The audit log (default: the one the server writes: [server] audit_log, else audit.jsonl beside the database)' });
+  db = Option.String('--db', { description: 'The database whose audit log to read, when [server] audit_log names none (default: [server] db, $LITEBOOT_DB, else CADB.db beside --certs)' });
+  config = Option.String('--config', { description: 'Configuration file to read audit_log and db from (default ./.liteboot.toml, then ~/.liteboot.toml)' });
   serial = Option.String('--serial', { description: 'Lines about this certificate serial (decimal)' });
   device = Option.String('--device', { description: 'Lines about this device id' });
   json = Option.Boolean('--json', false, { description: 'Print JSON lines as written' });
@@ -29,7 +32,9 @@ export class AuditShowCommand extends BaseCommand {
     const serial = this.serial !== undefined ? serialArg(this.serial).toString() : undefined;
     const device = this.device !== undefined ? canonicalUuid(this.device) : undefined;
     if (this.device !== undefined && !device) throw usage(`"${this.device}" is not a UUID`);
-    const rows = readAudit(defaultAuditPath(this.file, this.db)).filter((r) =>
+    const path = auditPath(this);
+    if (!existsSync(path)) throw new LitebootError('FILE_MISSING', `no audit log at ${path}: run liteboot where the server keeps it, or pass --file FILE`);
+    const rows = readAudit(path).filter((r) =>
       serial !== undefined ? r.serial === serial : r.device === device || (Array.isArray(r.devices) && r.devices.includes(device!)),
     );
     if (this.json) {
