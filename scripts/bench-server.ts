@@ -20,7 +20,7 @@ import { CertsDir } from '../src/ca/certs-dir.js';
 import { setupBootstrap, setupCa } from '../src/ca/setup.js';
 import { openStore } from '../src/store/sqljs-store.js';
 import { csrPool, startServer, stopServer } from './lib/bench-server-process.js';
-import { cpuSeconds, isCrCertificate, load, summarize, type LoadResult } from './lib/load.js';
+import { cpuSeconds, isCrCertificate, load, machineTicks, summarize, threadCpuSeconds, type LoadResult } from './lib/load.js';
 
 const args = process.argv.slice(2);
 const opt = (name: string, dflt: number) => {
@@ -99,16 +99,35 @@ try {
     });
     for (const keepAlive of [true, false].filter((k) => MODES.includes(k ? 'keepalive' : 'newconn'))) {
       const s0 = cpuSeconds(child.pid!);
+      const t0 = threadCpuSeconds(child.pid!);
+      const m0 = machineTicks();
       const c0 = process.cpuUsage();
       const r = await loadCr(port, tls, pool, keepAlive);
       const server = (cpuSeconds(child.pid!) - s0) / r.seconds;
+      const t1 = threadCpuSeconds(child.pid!);
+      const m1 = machineTicks();
       const c = process.cpuUsage(c0);
       const client = (c.user + c.system) / 1e6 / r.seconds;
       const label = `${stage} store, ${keepAlive ? 'keep-alive' : 'new TLS connection per request'}, ${CLIENTS} clients`;
       const key = `${stage}-${keepAlive ? 'keepalive' : 'newconn'}`;
       rates[key] = report(label, key, r);
-      Object.assign(figures[key] as object, { serverCores: Math.round(server * 100) / 100, loadGeneratorCores: Math.round(client * 100) / 100 });
+      // Where a certificate's CPU goes, and whether the machine had any to spare: the event loop is
+      // the server's bottleneck only if it is busy nearly all the time (see README "Speed").
+      const perCert = (s: number) => (r.ok > 0 ? Math.round((s / r.ok) * 1e5) / 100 : null);
+      const share = (n: number) => (m1.total > m0.total ? Math.round((1000 * n) / (m1.total - m0.total)) / 10 : null);
+      const split = {
+        loopMsPerCert: perCert(t1.loop - t0.loop),
+        otherThreadsMsPerCert: perCert(t1.others - t0.others),
+        loopBusyPct: Math.round(((t1.loop - t0.loop) / r.seconds) * 1000) / 10,
+        machineIdlePct: share(m1.idle - m0.idle),
+        machineStolenPct: share(m1.steal - m0.steal),
+      };
+      Object.assign(figures[key] as object, { serverCores: Math.round(server * 100) / 100, loadGeneratorCores: Math.round(client * 100) / 100, ...split });
       console.log(`  cores busy: server ${server.toFixed(2)}, load generator ${client.toFixed(2)}`);
+      console.log(
+        `  CPU per certificate: event loop ${split.loopMsPerCert} ms (busy ${split.loopBusyPct}% of the time), other threads ${split.otherThreadsMsPerCert} ms; ` +
+          `machine idle ${split.machineIdlePct}%, stolen by the host ${split.machineStolenPct}%`,
+      );
     }
     await stopServer(child);
   }

@@ -3,7 +3,7 @@
  * `seconds`, keep-alive or a new TLS connection per request, every answer checked.
  */
 import { Agent, request } from 'node:https';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { createSecureContext } from 'node:tls';
 
 export interface LoadRequest {
@@ -84,8 +84,42 @@ export async function load(o: LoadOptions): Promise<LoadResult> {
 
 /** CPU seconds (user + system) a process has used so far. */
 export function cpuSeconds(pid: number): number {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(f[11]) + Number(f[12])) / 100; // utime + stime, in clock ticks
+  return statSeconds(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+}
+
+/** utime + stime of a /proc stat line, in seconds (clock ticks of 10 ms). */
+function statSeconds(stat: string): number {
+  const f = stat.split(') ')[1]!.split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100;
+}
+
+/**
+ * CPU seconds of a process's threads so far: its main thread (the event loop) and all the
+ * others (the CSR worker, libuv's pool doing the fdatasyncs, V8's GC helpers). A thread that
+ * ended between two readings takes its seconds with it: workers here live as long as the server.
+ */
+export function threadCpuSeconds(pid: number): { loop: number; others: number } {
+  let loop = 0;
+  let others = 0;
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    let s: number;
+    try {
+      s = statSeconds(readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8'));
+    } catch {
+      continue; // ended meanwhile
+    }
+    if (tid === String(pid)) loop += s;
+    else others += s;
+  }
+  return { loop, others };
+}
+
+/** The machine's CPU time so far by kind (the first line of /proc/stat, in clock ticks): what was idle, and what the hypervisor stole. */
+export function machineTicks(): { idle: number; steal: number; total: number } {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!.trim().split(/\s+/).slice(1).map(Number);
+  // user nice system idle iowait irq softirq steal (guest time is counted in user already)
+  const [user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0] = f;
+  return { idle: idle + iowait, steal, total: user + nice + system + idle + iowait + irq + softirq + steal };
 }
 
 /** Successful requests a second and the latency quantiles, in milliseconds. */
