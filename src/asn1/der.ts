@@ -208,9 +208,17 @@ export function raw(buf: Uint8Array, t: Tlv): Buffer {
   return Buffer.from(buf.buffer, buf.byteOffset + t.start, t.end - t.start);
 }
 
+/**
+ * The longest OBJECT IDENTIFIER read (content octets). Real ones are under 40 (a UUID arc under
+ * 2.25 takes 20); without a bound, one CSR with a 16 KB attribute type cost the event loop ~50 ms
+ * to decode (BigInt arcs grow with the input), before any other check could refuse it.
+ */
+export const MAX_OID_OCTETS = 64;
+
 /** Decodes an OBJECT IDENTIFIER's content to dotted form. */
 export function decodeOid(c: Uint8Array, what: string): string {
   if (c.length === 0) throw bad(what, 'empty OID');
+  if (c.length > MAX_OID_OCTETS) throw bad(what, `an OBJECT IDENTIFIER longer than ${MAX_OID_OCTETS} octets`);
   const arcs: bigint[] = [];
   let v = 0n;
   for (let i = 0; i < c.length; i++) {

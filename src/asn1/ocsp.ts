@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { LitebootError } from '../errors.js';
-import { content, contextConstructed, decodeOid, DerReader, octetString, oid, raw, readTlv, sequence, TAG, tlv, type Tlv } from './der.js';
+import { content, contextConstructed, decodeOid, DerReader, MAX_OID_OCTETS, octetString, oid, raw, readTlv, sequence, TAG, tlv, type Tlv } from './der.js';
 import { OID } from './oids.js';
 import { algorithmDer, type Signer } from './signer.js';
 
@@ -58,9 +58,9 @@ const SHA256 = oidContent(OID.sha256);
 const NONCE = oidContent(OID.ocspNonce);
 const HASH_LENGTH: Record<OcspHash, number> = { sha1: 20, sha256: 32 };
 
-/** Dotted text of an OID we do not know. Bounded: decoding costs grow with the square of the length. */
+/** Dotted text of an OID we do not know. Bounded (decodeOid is too): decoding costs grow with the square of the length. */
 function oidText(c: Buffer): string {
-  if (c.length > 64) throw bad('an OBJECT IDENTIFIER longer than 64 octets');
+  if (c.length > MAX_OID_OCTETS) throw bad(`an OBJECT IDENTIFIER longer than ${MAX_OID_OCTETS} octets`);
   return decodeOid(c, W);
 }
 

@@ -16,6 +16,13 @@ test('OIDs encode and decode (X.690 §8.19)', () => {
   assert.equal(decodeOid(Buffer.from('883701', 'hex'), 'x'), '2.999.1');
 });
 
+test('an OBJECT IDENTIFIER longer than 64 octets is refused before it is decoded (its cost grows with the square of its length)', () => {
+  const arcs = (n: number) => Buffer.concat([Buffer.from([0x2a]), Buffer.alloc(n - 2, 0x81), Buffer.from([0x01])]); // 1.2.<one long arc>
+  assert.match(decodeOid(arcs(64), 'the CSR'), /^1\.2\.\d+$/);
+  assert.throws(() => decodeOid(arcs(65), 'the CSR'), (e: Error & { code?: string }) => e.code === 'BAD_DER' && /the CSR is not valid DER: an OBJECT IDENTIFIER longer than 64 octets/.test(e.message));
+  assert.throws(() => decodeOid(arcs(16_000), 'the CSR'), /longer than 64 octets/);
+});
+
 test('INTEGER is minimal two\'s complement', () => {
   assert.equal(integer(0n).toString('hex'), '020100');
   assert.equal(integer(127n).toString('hex'), '02017f');
