@@ -39,6 +39,37 @@ export interface AcceptedRequest {
 
 const MAX_CN = 64; // RFC 5280 Appendix A ub-common-name
 
+/**
+ * How long a subject value may be, in characters: RFC 5280 Appendix A's upper bounds for the
+ * types device subjects use, OTHER_VALUE for any other type. Without them a bootstrap holder
+ * could enrol 16 KB certificates again and again (the store keeps every one, in memory for
+ * CADB.db), and no device with a 1 KB receive buffer could take such a certificate anyway.
+ */
+const UPPER_BOUND: Readonly<Record<string, number>> = {
+  [OID.commonName]: 64,
+  [OID.serialNumber]: 64,
+  [OID.countryName]: 2,
+  [OID.localityName]: 128,
+  [OID.stateOrProvinceName]: 128,
+  [OID.organizationName]: 64,
+  [OID.organizationalUnitName]: 64,
+  [OID.emailAddress]: 255,
+};
+const OTHER_VALUE = 128;
+const MAX_ATTRIBUTES = 10;
+/** The subject as the CSR encodes it, in bytes: what the certificate will carry. */
+const MAX_SUBJECT_BYTES = 1024;
+
+function checkSize(csr: ParsedCsr): void {
+  if (csr.subject.length > MAX_ATTRIBUTES) refuse('BAD_SUBJECT', `the subject has ${csr.subject.length} attributes (at most ${MAX_ATTRIBUTES})`);
+  if (csr.subjectDer.length > MAX_SUBJECT_BYTES) refuse('BAD_SUBJECT', `the subject is ${csr.subjectDer.length} bytes long (at most ${MAX_SUBJECT_BYTES})`);
+  for (const a of csr.subject) {
+    const bound = UPPER_BOUND[a.type] ?? OTHER_VALUE;
+    const n = [...a.value].length;
+    if (n > bound) refuse('BAD_SUBJECT', `the subject's ${shortName(a.type)} value is ${n} characters long (at most ${bound})`);
+  }
+}
+
 function refuse(code: 'BAD_CSR_SIGNATURE' | 'UNSUPPORTED_KEY' | 'BAD_SUBJECT', why: string): never {
   throw new LitebootError(code, `CSR refused: ${why}`);
 }
@@ -184,6 +215,7 @@ export async function acceptCsr(der: Uint8Array, policy: IssuancePolicy): Promis
   checkKey(csr);
   // First, so that no later message quotes a control character.
   checkCharacters(csr.subject);
+  checkSize(csr);
   const cns = csr.subject.filter((a) => a.type === OID.commonName);
   if (cns.length !== 1) refuse('BAD_SUBJECT', `the subject must have exactly one CN (has ${cns.length}: ${formatName(csr.subject) || 'empty'})`);
   const cn = cns[0]!.value;

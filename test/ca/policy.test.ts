@@ -50,6 +50,14 @@ const CASES: Case[] = [
   { name: 'require_uuid = false: a plain device name', policy: relaxed, csr: () => sub({ O: 'Test Vendor', CN: 'sensor-12' }) },
   { name: 'require_uuid = false: the CA organisation with another CN', policy: relaxed, csr: () => sub({ O: 'Linaro, LTD', CN: 'sensor-12' }) },
   { name: 'an OU that merely mentions LinaroCA', csr: () => sub({ OU: 'LinaroCA Operator Cert Holders Club', CN: UUID }) },
+  { name: 'values at RFC 5280 upper bounds', csr: () => sub({ C: 'SE', ST: 's'.repeat(128), O: 'o'.repeat(64), OU: 'u'.repeat(64), CN: UUID }) },
+  // refused: size (a bootstrap holder must not fill the store with 16 KB certificates)
+  { name: 'an O one character over its bound', csr: () => withO('o'.repeat(65)), refused: /the subject's O value is 65 characters long \(at most 64\)/ },
+  { name: 'four O values of 3990 characters', csr: () => csrWithName([...Array(4)].map(() => utf8(OID.organizationName, 'o'.repeat(3990))).concat(utf8(OID.commonName, UUID))), refused: /the subject is 16079 bytes long \(at most 1024\)/ },
+  { name: 'a three-letter C', csr: () => sub({ C: 'SWE', CN: UUID }), refused: /C value is 3 characters long \(at most 2\)/ },
+  { name: 'an attribute of another type past 128 characters', csr: () => csrWithName([utf8('2.5.4.12', 't'.repeat(129)), utf8(OID.commonName, UUID)]), refused: /value is 129 characters long \(at most 128\)/ },
+  { name: 'eleven attributes', csr: () => csrWithName([...Array(10)].map((_, i) => utf8(OID.organizationalUnitName, `unit ${i}`)).concat(utf8(OID.commonName, UUID))), refused: /the subject has 11 attributes \(at most 10\)/ },
+  { name: 'a subject over 1 KB within every value bound', csr: () => csrWithName([...Array(8)].map(() => utf8(OID.localityName, '東'.repeat(128))).concat(utf8(OID.commonName, UUID))), refused: /the subject is \d{4} bytes long \(at most 1024\)/ },
   // refused: characters
   { name: 'NUL after the operator OU', csr: () => withOu('LinaroCA Operator Cert\0'), refused: /OU "LinaroCA Operator Cert<U\+0000>" contains U\+0000, a control character/ },
   { name: 'LF (forges a log line)', csr: () => withO('Test\nINFO forged line'), refused: /O "Test<U\+000A>INFO forged line" contains U\+000A/ },
@@ -132,6 +140,12 @@ describe('issuance policy: subjects', () => {
       );
     });
   }
+
+  test('a CSR whose attribute type is a 16 KB OBJECT IDENTIFIER is refused as malformed, naming the bound', async () => {
+    const longType = set(sequence(tlv(TAG.OID, Buffer.concat([Buffer.from([0x2a]), Buffer.alloc(16_000, 0x81), Buffer.from([0x01])])), tlv(TAG.UTF8_STRING, Buffer.from('x'))));
+    const der = await csrWithName([longType, utf8(OID.commonName, UUID)]);
+    await assert.rejects(() => acceptCsr(der, strict), (e: Error & { code?: string }) => e.code === 'BAD_CSR' && /an OBJECT IDENTIFIER longer than 64 octets/.test(e.message));
+  });
 
   test('without reserved subjects given, the CA-looking subject still needs require_uuid off', async () => {
     await assert.rejects(() => acceptCsr(Buffer.from([0x30, 0x00]), strict), (e: Error & { code?: string }) => e.code === 'BAD_CSR');
