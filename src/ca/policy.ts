@@ -169,6 +169,21 @@ function skeletonOf(v: string): string {
 const RESERVED_OUS = [BOOTSTRAP_OU, OPERATOR_OU].map(skeleton);
 
 /**
+ * Is this OU (its skeleton) a reserved one, or one written with other letters in some of its
+ * places? A character outside ASCII that the table above does not know stands for any letter:
+ * no table of homoglyphs is ever complete (an attack found Latin alpha and Cherokee letters
+ * after the Armenian ones), and an OU that spells a reserved role in every ASCII place but
+ * differs only where it has other letters is a look-alike by construction.
+ */
+function reservedOu(ou: string): boolean {
+  const k = [...skeleton(ou)];
+  return RESERVED_OUS.some((r) => {
+    const want = [...r];
+    return k.length === want.length && k.every((c, i) => c === want[i] || c.charCodeAt(0) > 0x7f);
+  });
+}
+
+/**
  * A canonical form of a name for "is this the same subject": each attribute as its OID and
  * folded value, sorted, so that neither case, compatibility forms, string types, attribute order
  * nor grouping into multi-valued RDNs makes a different name.
@@ -224,7 +239,7 @@ export async function acceptCsr(der: Uint8Array, policy: IssuancePolicy): Promis
   if (!uuid && (cn.trim().length === 0 || cn.length > MAX_CN || /[/\\]/.test(cn))) refuse('BAD_SUBJECT', `the CN "${shown(cn)}" is not a usable device id`);
   const ous = csr.subject.filter((a) => a.type === OID.organizationalUnitName).map((a) => a.value);
   for (const ou of ous) {
-    if (RESERVED_OUS.includes(skeleton(ou))) refuse('BAD_SUBJECT', `a device may not claim the OU "${shown(ou)}" (it is, or looks like, a reserved role)`);
+    if (reservedOu(ou)) refuse('BAD_SUBJECT', `a device may not claim the OU "${shown(ou)}" (it is, or looks like, a reserved role)`);
   }
   const deviceId = uuid ?? cn;
   const subject = csr.subject.map((a) => (a.type === OID.commonName ? { type: a.type, value: deviceId } : a));

@@ -99,6 +99,10 @@ const CASES: Case[] = [
   // Found by an attack: Armenian o, a small capital C, a combining mark, and the line separators.
   { name: 'the operator OU with an Armenian o', csr: () => withOu('LinaroCA Operat\u0585r Cert'), refused: /may not claim the OU/ },
   { name: 'the bootstrap OU with Armenian os', csr: () => withOu('LinaroCA B\u0585\u0585tstrap Cert'), refused: /may not claim the OU/ },
+  // Found by a second attack, in no table: Latin alpha (IPA) and Cherokee letters. Any non-ASCII letter in an otherwise reserved spelling is refused.
+  { name: 'the operator OU with Latin alphas', csr: () => withOu('Lin\u0251roCA Oper\u0251tor Cert'), refused: /may not claim the OU/ },
+  { name: 'the operator OU with Cherokee letters', csr: () => withOu('Linaro\u13df\u13aa Operator \u13dfert'), refused: /may not claim the OU/ },
+  { name: 'an OU with non-ASCII letters that spells no reserved role', csr: () => withOu('LinaroCA Öperations Team') },
   { name: 'the operator OU with a small capital C', csr: () => withOu('Linaro\u1d04A Operator Cert'), refused: /may not claim the OU/ },
   { name: 'the operator OU with a combining dot below', csr: () => withOu('LinaroCA Operator Cert\u0323'), refused: /may not claim the OU/ },
   { name: 'U+2028 line separator', csr: () => withO('Test\u2028FAKE LINE'), refused: /U\+2028, a line or paragraph separator/ },
