@@ -36,8 +36,12 @@ export class ConnectionGuard {
   private readonly refused = new Map<string, number>();
   /** Handshake deadlines by connection (local and remote address and port). */
   private readonly deadlines = new Map<string, NodeJS.Timeout>();
+  /** Connections open on the listener, all sources. */
+  private total = 0;
+  /** While the listener is nearly full: closes idle keep-alive connections (sweepIfFull). */
+  private sweeper: NodeJS.Timeout | undefined;
 
-  constructor(server: Server | HttpServer, private readonly o: GuardOptions) {
+  constructor(private readonly server: Server | HttpServer, private readonly o: GuardOptions) {
     // tls.Server wraps each accepted socket in TLS in its own 'connection' listener (the event
     // Node documents for injecting connections): run it only for the sockets let in.
     const wrap = server.listeners('connection') as ((raw: Socket) => void)[];
@@ -64,6 +68,8 @@ export class ConnectionGuard {
       return false;
     }
     this.open.set(source, n + 1);
+    this.total++;
+    this.sweepIfFull();
     if (this.o.handshakeTimeoutMs === 0) {
       raw.once('close', () => this.closed(source));
       return true;
@@ -82,7 +88,35 @@ export class ConnectionGuard {
     return true;
   }
 
+  /**
+   * Near the listener's `max_connections` (90%), HTTP keep-alive connections waiting between
+   * requests are closed, every 100 ms until fewer than 80% are open: a device connects again when
+   * it has something to ask. Without that, idle connections held open from a few dozen addresses
+   * (`max_connections_per_address` each) filled every slot, and Node refused every new
+   * connection, devices' included. Connections in a request, or still in their handshake (they
+   * have `handshake_timeout`), are left alone. Not for the mTLS check listener (no HTTP).
+   */
+  private sweepIfFull(): void {
+    const max = this.server.maxConnections;
+    const closeIdle = (this.server as Partial<HttpServer>).closeIdleConnections;
+    if (!closeIdle || this.sweeper || !max || !Number.isFinite(max) || this.total < Math.ceil(max * 0.9)) return;
+    this.o.log.warn(`${this.o.name}: ${this.total} of ${max} connections open (max_connections): closing idle keep-alive connections to make room`);
+    const sweep = () => {
+      if (this.total < Math.ceil(max * 0.8)) {
+        clearInterval(this.sweeper);
+        this.sweeper = undefined;
+        this.o.log.info(`${this.o.name}: ${this.total} of ${max} connections open: room again`);
+        return;
+      }
+      closeIdle.call(this.server);
+    };
+    this.sweeper = setInterval(sweep, 100);
+    this.sweeper.unref();
+    closeIdle.call(this.server);
+  }
+
   private closed(source: string): void {
+    this.total--;
     const left = (this.open.get(source) ?? 1) - 1;
     if (left > 0) {
       this.open.set(source, left);
