@@ -1,5 +1,5 @@
 import { isIPv4, isIPv6, type Socket } from 'node:net';
-import type { Server as HttpServer } from 'node:http';
+import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http';
 import type { Server, TLSSocket } from 'node:tls';
 import type { Logger } from '../log.js';
 import type { Metrics, TlsRefusal } from '../metrics.js';
@@ -29,6 +29,9 @@ export interface GuardOptions {
  *
  * Counted per process: several processes serving one port would each allow `maxPerAddress`.
  */
+/** How long an HTTP connection must have had no request in progress to be closed when its listener is nearly full. */
+const IDLE_MS = 250;
+
 export class ConnectionGuard {
   /** Open connections by source, per process. */
   private readonly open = new Map<string, number>();
@@ -40,6 +43,8 @@ export class ConnectionGuard {
   private total = 0;
   /** While the listener is nearly full: closes idle keep-alive connections (sweepIfFull). */
   private sweeper: NodeJS.Timeout | undefined;
+  /** HTTP connections (after the handshake, for TLS) by socket: requests in progress, and since when none is. */
+  private readonly http = new Map<Socket, { busy: number; since: number }>();
 
   constructor(private readonly server: Server | HttpServer, private readonly o: GuardOptions) {
     // tls.Server wraps each accepted socket in TLS in its own 'connection' listener (the event
@@ -53,7 +58,29 @@ export class ConnectionGuard {
       const key = connectionKey(socket);
       clearTimeout(this.deadlines.get(key));
       this.deadlines.delete(key);
+      if (this.servesHttp) this.track(socket);
     });
+    if (this.servesHttp) {
+      server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+        const c = this.http.get(req.socket);
+        if (!c) return;
+        c.busy++;
+        res.once('close', () => {
+          c.busy--;
+          c.since = Date.now();
+        });
+      });
+    }
+  }
+
+  /** An HTTP listener (the mTLS check listener is TLS alone: nothing to sweep there). */
+  private get servesHttp(): boolean {
+    return typeof (this.server as Partial<HttpServer>).closeIdleConnections === 'function';
+  }
+
+  private track(socket: Socket): void {
+    this.http.set(socket, { busy: 0, since: Date.now() });
+    socket.once('close', () => this.http.delete(socket));
   }
 
   private admit(raw: Socket): boolean {
@@ -71,6 +98,7 @@ export class ConnectionGuard {
     this.total++;
     this.sweepIfFull();
     if (this.o.handshakeTimeoutMs === 0) {
+      if (this.servesHttp) this.track(raw); // plain HTTP: the raw socket is the request's
       raw.once('close', () => this.closed(source));
       return true;
     }
@@ -89,17 +117,17 @@ export class ConnectionGuard {
   }
 
   /**
-   * Near the listener's `max_connections` (90%), HTTP keep-alive connections waiting between
-   * requests are closed, every 100 ms until fewer than 80% are open: a device connects again when
-   * it has something to ask. Without that, idle connections held open from a few dozen addresses
+   * Near the listener's `max_connections` (90%), HTTP connections with no request in progress for
+   * IDLE_MS (keep-alive ones between requests, and ones that never sent a request) are closed,
+   * every 100 ms until fewer than 80% are open: a device connects again when it has something to
+   * ask. Without that, idle connections held open from a few dozen addresses
    * (`max_connections_per_address` each) filled every slot, and Node refused every new
-   * connection, devices' included. Connections in a request, or still in their handshake (they
-   * have `handshake_timeout`), are left alone. Not for the mTLS check listener (no HTTP).
+   * connection, devices' included. Connections in a request, just made, or still in their
+   * handshake (they have `handshake_timeout`) are left alone.
    */
   private sweepIfFull(): void {
     const max = this.server.maxConnections;
-    const closeIdle = (this.server as Partial<HttpServer>).closeIdleConnections;
-    if (!closeIdle || this.sweeper || !max || !Number.isFinite(max) || this.total < Math.ceil(max * 0.9)) return;
+    if (!this.servesHttp || this.sweeper || !max || !Number.isFinite(max) || this.total < Math.ceil(max * 0.9)) return;
     this.o.log.warn(`${this.o.name}: ${this.total} of ${max} connections open (max_connections): closing idle keep-alive connections to make room`);
     const sweep = () => {
       if (this.total < Math.ceil(max * 0.8)) {
@@ -108,11 +136,12 @@ export class ConnectionGuard {
         this.o.log.info(`${this.o.name}: ${this.total} of ${max} connections open: room again`);
         return;
       }
-      closeIdle.call(this.server);
+      const now = Date.now();
+      for (const [socket, c] of this.http) if (c.busy === 0 && now - c.since >= IDLE_MS) socket.destroy();
     };
     this.sweeper = setInterval(sweep, 100);
     this.sweeper.unref();
-    closeIdle.call(this.server);
+    sweep();
   }
 
   private closed(source: string): void {

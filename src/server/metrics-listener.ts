@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Logger } from '../log.js';
 import { listenOn } from './api-server.js';
+import { ConnectionGuard } from './connection-guard.js';
 import type { PromMetrics } from './prom-metrics.js';
 
 export interface MetricsListenerOptions {
@@ -19,8 +20,12 @@ export class MetricsListener {
   readonly server: Server;
 
   constructor(private readonly o: MetricsListenerOptions) {
-    this.server = createServer({ headersTimeout: 10_000, requestTimeout: 30_000 }, (req, res) => void this.handle(req, res));
+    // Node checks the header timeout only this often (30 s by default): silent connections would hold slots that long.
+    this.server = createServer({ headersTimeout: 10_000, requestTimeout: 30_000, connectionsCheckingInterval: 1000 }, (req, res) => void this.handle(req, res));
     this.server.maxConnections = 64;
+    // No per-address cap (a scraper and the probes share one host, often loopback); near full,
+    // connections waiting for a request are closed, so 64 silent ones cannot lock the probes out.
+    new ConnectionGuard(this.server, { name: 'metrics', handshakeTimeoutMs: 0, maxPerAddress: 64, log: o.log });
     this.server.on('clientError', (_err, socket) => socket.destroy());
   }
 
