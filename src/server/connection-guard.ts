@@ -16,6 +16,9 @@ export interface GuardOptions {
   metrics?: Metrics;
 }
 
+/** How long an HTTP connection must have had no request in progress to be closed when its listener is nearly full. */
+const IDLE_MS = 250;
+
 /**
  * Keeps connections that never finish TLS from holding a listener's sockets (the bootstrap key is
  * in every device's firmware, so anyone can reach both ports):
@@ -26,12 +29,11 @@ export interface GuardOptions {
  *   (CLOSE-WAIT) once the peer gives up, until the process ends.
  * - A source address (an IPv6 /64) holds at most `maxPerAddress` connections; more are destroyed
  *   as they are accepted, before any TLS state is made for them.
+ * - Near the listener's `max_connections`, HTTP connections with no request in progress are
+ *   closed (sweepIfFull), so that idle ones from many addresses cannot take every slot.
  *
  * Counted per process: several processes serving one port would each allow `maxPerAddress`.
  */
-/** How long an HTTP connection must have had no request in progress to be closed when its listener is nearly full. */
-const IDLE_MS = 250;
-
 export class ConnectionGuard {
   /** Open connections by source, per process. */
   private readonly open = new Map<string, number>();
@@ -45,8 +47,11 @@ export class ConnectionGuard {
   private sweeper: NodeJS.Timeout | undefined;
   /** HTTP connections (after the handshake, for TLS) by socket: requests in progress, and since when none is. */
   private readonly http = new Map<Socket, { busy: number; since: number }>();
+  /** Node's HTTP and HTTPS servers (both have closeIdleConnections); the mTLS check listener is TLS alone: nothing to sweep. */
+  private readonly servesHttp: boolean;
 
   constructor(private readonly server: Server | HttpServer, private readonly o: GuardOptions) {
+    this.servesHttp = typeof (server as Partial<HttpServer>).closeIdleConnections === 'function';
     // tls.Server wraps each accepted socket in TLS in its own 'connection' listener (the event
     // Node documents for injecting connections): run it only for the sockets let in.
     const wrap = server.listeners('connection') as ((raw: Socket) => void)[];
@@ -73,10 +78,6 @@ export class ConnectionGuard {
     }
   }
 
-  /** An HTTP listener (the mTLS check listener is TLS alone: nothing to sweep there). */
-  private get servesHttp(): boolean {
-    return typeof (this.server as Partial<HttpServer>).closeIdleConnections === 'function';
-  }
 
   private track(socket: Socket): void {
     this.http.set(socket, { busy: 0, since: Date.now() });
