@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { LitebootError } from '../errors.js';
-import { content, contextConstructed, decodeOid, DerReader, MAX_OID_OCTETS, octetString, oid, raw, readTlv, sequence, TAG, tlv, type Tlv } from './der.js';
+import { content, contextConstructed, decodeOid, DerReader, octetString, oid, raw, readTlv, sequence, TAG, tlv, type Tlv } from './der.js';
 import { OID } from './oids.js';
 import { algorithmDer, type Signer } from './signer.js';
 
@@ -58,12 +58,6 @@ const SHA256 = oidContent(OID.sha256);
 const NONCE = oidContent(OID.ocspNonce);
 const HASH_LENGTH: Record<OcspHash, number> = { sha1: 20, sha256: 32 };
 
-/** Dotted text of an OID we do not know. Bounded (decodeOid is too): decoding costs grow with the square of the length. */
-function oidText(c: Buffer): string {
-  if (c.length > MAX_OID_OCTETS) throw bad(`an OBJECT IDENTIFIER longer than ${MAX_OID_OCTETS} octets`);
-  return decodeOid(c, W);
-}
-
 /** The only child of an EXPLICIT [n] wrapper. */
 function explicitChild(buf: Uint8Array, t: Tlv, tag?: number): Tlv {
   const r = DerReader.of(buf, t, W);
@@ -107,7 +101,7 @@ function readCertId(buf: Uint8Array, t: Tlv): OcspCertId {
   }
   return {
     hash,
-    hashOid: hash === 'sha1' ? OID.sha1 : hash === 'sha256' ? OID.sha256 : oidText(algOid),
+    hashOid: hash === 'sha1' ? OID.sha1 : hash === 'sha256' ? OID.sha256 : decodeOid(algOid, W),
     issuerNameHash: nameHash,
     issuerKeyHash: keyHash,
     serial,
@@ -146,7 +140,7 @@ function readExtensions(buf: Uint8Array, t: Tlv, out: OcspRequest, nonceAllowed:
       if (n < 1 || n > MAX_NONCE_LENGTH) throw bad(`the nonce must be 1 to ${MAX_NONCE_LENGTH} octets`);
       out.nonce = value;
     } else if (critical) {
-      out.unsupportedCriticalExtensions.push(oidText(id));
+      out.unsupportedCriticalExtensions.push(decodeOid(id, W));
     }
   }
 }

@@ -65,6 +65,7 @@ function checkSize(csr: ParsedCsr): void {
   if (csr.subjectDer.length > MAX_SUBJECT_BYTES) refuse('BAD_SUBJECT', `the subject is ${csr.subjectDer.length} bytes long (at most ${MAX_SUBJECT_BYTES})`);
   for (const a of csr.subject) {
     const bound = UPPER_BOUND[a.type] ?? OTHER_VALUE;
+    if (a.value.length <= bound) continue; // UTF-16 units are never fewer than characters
     const n = [...a.value].length;
     if (n > bound) refuse('BAD_SUBJECT', `the subject's ${shortName(a.type)} value is ${n} characters long (at most ${bound})`);
   }
@@ -176,12 +177,13 @@ const RESERVED_OUS = [BOOTSTRAP_OU, OPERATOR_OU].map(skeleton);
  * differs only where it has other letters is a look-alike by construction.
  */
 function reservedOu(ou: string): boolean {
-  const k = [...skeleton(ou)];
-  return RESERVED_OUS.some((r) => {
-    const want = [...r];
-    return k.length === want.length && k.every((c, i) => c === want[i] || c.charCodeAt(0) > 0x7f);
-  });
+  const skel = skeleton(ou);
+  if (RESERVED_OUS.includes(skel)) return true;
+  if (ASCII.test(skel)) return false; // no other letters: only the exact spelling counts (every device's OU, every request)
+  const k = [...skel];
+  return RESERVED_OU_CHARS.some((want) => k.length === want.length && k.every((c, i) => c === want[i] || c.charCodeAt(0) > 0x7f));
 }
+const RESERVED_OU_CHARS = RESERVED_OUS.map((r) => [...r]);
 
 /**
  * A canonical form of a name for "is this the same subject": each attribute as its OID and
